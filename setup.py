@@ -1,0 +1,39 @@
+"""microcoder_jax: JAX-native MicroCoder-GRPO (arXiv 2603.07777)."""
+import setuptools
+
+_CORE = [
+    "jax>=0.7",
+    "flax>=0.12",
+    "optax",
+    "orbax-checkpoint",
+    "transformers>=4.51",
+    "safetensors",
+    "huggingface_hub",
+    "tensorflow-datasets",
+    "array_record",
+    "ml-collections",
+    "numpy",
+    "chex",
+    "tqdm",
+    "tensorboardX",
+    "matplotlib",
+    "absl-py",
+]
+
+setuptools.setup(
+    name="microcoder_jax",
+    version="0.1.0",
+    description="MicroCoder-GRPO reinforcement learning for code LLMs in JAX.",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    packages=setuptools.find_packages(include=["microcoder_jax", "microcoder_jax.*"]),
+    python_requires=">=3.10",
+    install_requires=_CORE,
+    extras_require={
+        # torch is only the HF reference for parity tests; CPU build, pinned.
+        "test": ["pytest", "pytest-xdist", "torch==2.13.0"],
+        "tpu": ["jax[tpu]"],
+        "gpu": ["jax[cuda12]"],
+        "colab": ["jupytext", "nbclient", "ipykernel"],
+    },
+)

@@ -1,0 +1,137 @@
+"""Decoder: KV-cache decoding, hidden-state path, configs and presets."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import transformers
+from flax import nnx
+
+from microcoder_jax.models import PRESETS, ModelConfig, get_preset, init_model
+
+
+@pytest.fixture(scope="module", params=["qwen3", "qwen2", "llama"])
+def model(request):
+  extra = {"qwen2": dict(qkv_bias=True, qk_norm=False),
+           "llama": dict(qk_norm=False, rope_scaling={
+               "rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
+               "high_freq_factor": 4.0, "original_max_position_embeddings": 16}),
+           "qwen3": dict(tie_word_embeddings=False)}[request.param]
+  cfg = get_preset("tiny", family=request.param, **extra)
+  return init_model(cfg, seed=1)
+
+
+def _left_padded(vocab, b=3, t=7, seed=0):
+  rng = np.random.default_rng(seed)
+  ids = rng.integers(0, vocab, (b, t))
+  mask = np.ones((b, t), bool)
+  mask[1, :2] = False
+  mask[2, :5] = False
+  return jnp.asarray(ids), jnp.asarray(mask)
+
+
+def test_kv_cache_decoding_equals_full_forward(model):
+  """Prefill a left-padded prompt, then feed tokens one by one."""
+  ids, mask = _left_padded(model.cfg.vocab_size)
+  new = jnp.asarray(np.random.default_rng(1).integers(0, model.cfg.vocab_size, (3, 5)))
+  full_ids = jnp.concatenate([ids, new], axis=1)
+  full_mask = jnp.concatenate([mask, jnp.ones_like(new, bool)], axis=1)
+  full = np.asarray(model(full_ids, attention_mask_BxT=full_mask))
+
+  cache = model.init_cache(batch=3, max_len=16)
+  logits, cache = model(ids, attention_mask_BxT=mask, cache=cache)
+  m = np.asarray(mask)
+  np.testing.assert_allclose(np.asarray(logits)[m], full[:, :7][m], atol=1e-5)
+  for step in range(5):
+    logits, cache = model(new[:, step:step + 1], cache=cache)
+    np.testing.assert_allclose(np.asarray(logits[:, 0]), full[:, 7 + step], atol=1e-5)
+  assert int(cache.index) == 12
+
+
+def test_hidden_states_times_unembedding_are_logits(model):
+  ids, mask = _left_padded(model.cfg.vocab_size)
+  hidden = model(ids, attention_mask_BxT=mask, return_hidden=True)
+  assert hidden.shape == ids.shape + (model.cfg.hidden_size,)
+  logits = jnp.einsum("btd,dv->btv", hidden, model.unembedding_DxV())
+  np.testing.assert_allclose(np.asarray(logits),
+                             np.asarray(model(ids, attention_mask_BxT=mask)), atol=1e-5)
+
+
+def test_padding_rows_are_finite_and_do_not_leak(model):
+  """Changing padded tokens changes nothing at real positions."""
+  ids, mask = _left_padded(model.cfg.vocab_size)
+  other = jnp.where(mask, ids, (ids + 7) % model.cfg.vocab_size)
+  a = np.asarray(model(ids, attention_mask_BxT=mask))
+  b = np.asarray(model(other, attention_mask_BxT=mask))
+  assert np.isfinite(a).all()
+  np.testing.assert_array_equal(a[np.asarray(mask)], b[np.asarray(mask)])
+
+
+def test_bfloat16_compute_close_to_float32():
+  cfg = get_preset("tiny")
+  m32 = init_model(cfg, seed=3)
+  m16 = init_model(cfg.replace(dtype="bfloat16", param_dtype="bfloat16"), seed=3)
+  ids, mask = _left_padded(cfg.vocab_size)
+  a = np.asarray(m32(ids, attention_mask_BxT=mask))
+  b = np.asarray(m16(ids, attention_mask_BxT=mask))
+  assert b.dtype == np.float32  # logits come out in float32
+  assert np.abs(a - b)[np.asarray(mask)].max() < 0.05
+
+
+def test_forward_jits_once():
+  model = init_model(get_preset("tiny"))
+  graphdef, state = nnx.split(model)
+  traces = []
+
+  @jax.jit
+  def fwd(state, ids):
+    traces.append(1)
+    return nnx.merge(graphdef, state)(ids)
+
+  for seed in range(3):
+    fwd(state, _left_padded(512, seed=seed)[0])
+  assert len(traces) == 1
+
+
+# Model-card parameter counts (total, non-embedding), in billions.
+_PUBLISHED = {
+    "qwen3_0p6b": (0.6, 0.44), "qwen3_1p7b": (1.7, 1.4), "qwen3_4b": (4.0, 3.6),
+    "qwen3_4b_instruct_2507": (4.0, 3.6), "qwen2p5_coder_1p5b": (1.54, 1.31),
+    "qwen2p5_coder_7b": (7.61, 6.53), "ds_r1_distill_llama_8b": (8.03, 6.98),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_PUBLISHED))
+def test_presets_match_published_sizes_and_build_abstractly(name):
+  cfg = PRESETS[name]
+  total, non_embedding = _PUBLISHED[name]
+  embed = cfg.vocab_size * cfg.hidden_size * (1 if cfg.tie_word_embeddings else 2)
+  assert abs(cfg.num_params() / 1e9 / total - 1) < 0.02
+  assert abs((cfg.num_params() - embed) / 1e9 / non_embedding - 1) < 0.02
+  abstract = nnx.eval_shape(lambda: init_model(cfg))
+  n = sum(np.prod(v.get_value().shape) for _, v in nnx.to_flat_state(nnx.state(abstract)))
+  assert n == cfg.num_params()
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_preset_hf_config_round_trip(name):
+  cfg = PRESETS[name]
+  hf = cfg.to_hf()
+  cls = {"qwen2": transformers.Qwen2Config, "qwen3": transformers.Qwen3Config,
+         "llama": transformers.LlamaConfig}[cfg.family]
+  via_transformers = cls(**hf).to_dict()
+  via_transformers["architectures"] = hf["architectures"]
+  assert ModelConfig.from_hf(via_transformers) == cfg
+  assert ModelConfig.from_hf(hf) == cfg
+
+
+def test_invalid_configs():
+  with pytest.raises(ValueError, match="num_kv_heads=3"):
+    get_preset("tiny", num_kv_heads=3)
+  with pytest.raises(ValueError, match="rope_scaling type 'yarn'"):
+    get_preset("tiny", rope_scaling={"rope_type": "yarn", "factor": 4.0})
+  with pytest.raises(ValueError, match="use_sliding_window"):
+    ModelConfig.from_hf(dict(PRESETS["qwen3_1p7b"].to_hf(), use_sliding_window=True,
+                             sliding_window=4096))
+  with pytest.raises(KeyError, match="qwen9"):
+    get_preset("qwen9")

@@ -1,0 +1,157 @@
+"""HF parity, export round trip and bad-checkpoint errors."""
+
+import json
+import os
+import shutil
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import transformers
+
+from hf_fixtures import TINY_HF, hf_logits, save_tiny_hf
+from microcoder_jax.models import (CheckpointError, UnsupportedModelError,
+                                   from_pretrained, save_pretrained)
+from microcoder_jax.models.layers import rope_inv_freq
+
+
+def _batch(vocab=256):
+  rng = np.random.default_rng(0)
+  ids = rng.integers(0, vocab, (3, 12))
+  mask = np.ones((3, 12), np.int32)
+  mask[1, :4] = 0  # left padding
+  mask[2, :9] = 0
+  ids[mask == 0] = 0
+  return ids, mask
+
+
+@pytest.fixture(scope="module", params=sorted(TINY_HF))
+def hf_checkpoint(request, tmp_path_factory):
+  path = tmp_path_factory.mktemp(request.param)
+  model = save_tiny_hf(request.param, path)
+  return request.param, str(path), model
+
+
+def _ours(model, ids, mask):
+  return np.asarray(model(jnp.asarray(ids), attention_mask_BxT=jnp.asarray(mask)))
+
+
+def test_parity_with_transformers(hf_checkpoint):
+  family, path, hf_model = hf_checkpoint
+  ids, mask = _batch()
+  ours = from_pretrained(path)
+  assert ours.cfg.family == family
+  diff = np.abs(_ours(ours, ids, mask) - hf_logits(hf_model, ids, mask))[mask == 1]
+  print(f"{family}: max |logits - HF| = {diff.max():.3g}")
+  assert diff.max() <= 1e-4
+
+
+def test_default_call_unpadded(hf_checkpoint):
+  _, path, hf_model = hf_checkpoint
+  ids, _ = _batch()
+  ours = from_pretrained(path)
+  full = np.ones_like(ids)
+  np.testing.assert_allclose(np.asarray(ours(jnp.asarray(ids))),
+                             hf_logits(hf_model, ids, full), atol=1e-4)
+
+
+def test_export_round_trip(hf_checkpoint, tmp_path):
+  family, path, hf_model = hf_checkpoint
+  ids, mask = _batch()
+  ours = from_pretrained(path)
+  out = str(tmp_path / "export")
+  save_pretrained(ours, out)
+  reloaded = transformers.AutoModelForCausalLM.from_pretrained(
+      out, attn_implementation="eager").float().eval()
+  assert type(reloaded) is type(hf_model)
+  np.testing.assert_allclose(hf_logits(reloaded, ids, mask)[mask == 1],
+                             hf_logits(hf_model, ids, mask)[mask == 1], atol=1e-5)
+  again = from_pretrained(out)
+  np.testing.assert_array_equal(_ours(again, ids, mask), _ours(ours, ids, mask))
+
+
+def test_sharded_export_and_bf16(tmp_path):
+  hf_model = save_tiny_hf("qwen3", tmp_path / "src", max_shard_size="40KB")
+  assert os.path.exists(tmp_path / "src" / "model.safetensors.index.json")
+  ours = from_pretrained(str(tmp_path / "src"))
+  save_pretrained(ours, str(tmp_path / "out"), max_shard_bytes=60_000,
+                  dtype="bfloat16")
+  index = json.load(open(tmp_path / "out" / "model.safetensors.index.json"))
+  assert len(set(index["weight_map"].values())) > 1
+  bf16 = from_pretrained(str(tmp_path / "out"))
+  assert bf16.cfg.param_dtype == "bfloat16"
+  assert bf16.embed_VxD[...].dtype == jnp.bfloat16
+  ids, mask = _batch()
+  diff = np.abs(_ours(bf16, ids, mask) - hf_logits(hf_model, ids, mask))[mask == 1]
+  assert diff.max() < 0.1  # bfloat16 weights and compute
+
+
+def test_llama3_scaling_changes_frequencies():
+  from microcoder_jax.models.config import ModelConfig
+  cfg = ModelConfig.from_hf(dict(TINY_HF["llama"][0](**TINY_HF["llama"][2]).to_dict(),
+                                 architectures=["LlamaForCausalLM"]))
+  plain = cfg.replace(rope_scaling=None)
+  assert not np.allclose(rope_inv_freq(cfg), rope_inv_freq(plain))
+
+
+# ----------------------------------------------------------------- errors
+@pytest.fixture()
+def qwen3_dir(tmp_path):
+  save_tiny_hf("qwen3", tmp_path / "ckpt")
+  return tmp_path / "ckpt"
+
+
+def test_missing_safetensors(qwen3_dir):
+  os.remove(qwen3_dir / "model.safetensors")
+  with pytest.raises(CheckpointError, match="no model.safetensors"):
+    from_pretrained(str(qwen3_dir))
+
+
+def test_truncated_safetensors(qwen3_dir):
+  f = qwen3_dir / "model.safetensors"
+  data = f.read_bytes()
+  f.write_bytes(data[: len(data) // 2])
+  with pytest.raises(CheckpointError, match=r"model\.safetensors: truncated"):
+    from_pretrained(str(qwen3_dir))
+
+
+def test_missing_shard(tmp_path):
+  save_tiny_hf("qwen3", tmp_path / "c", max_shard_size="40KB")
+  shard = sorted(p for p in os.listdir(tmp_path / "c") if p.endswith("safetensors"))[0]
+  os.remove(tmp_path / "c" / shard)
+  with pytest.raises(CheckpointError, match=shard):
+    from_pretrained(str(tmp_path / "c"))
+
+
+def test_wrong_shape_names_tensor(qwen3_dir):
+  import safetensors.numpy
+  f = str(qwen3_dir / "model.safetensors")
+  tensors = safetensors.numpy.load_file(f)
+  tensors["model.layers.1.mlp.up_proj.weight"] = np.zeros((7, 64), np.float32)
+  safetensors.numpy.save_file(tensors, f, metadata={"format": "pt"})
+  with pytest.raises(CheckpointError, match=r"model\.layers\.1\.mlp\.up_proj\.weight"):
+    from_pretrained(str(qwen3_dir))
+
+
+def test_missing_tensor_named(qwen3_dir):
+  import safetensors.numpy
+  f = str(qwen3_dir / "model.safetensors")
+  tensors = safetensors.numpy.load_file(f)
+  del tensors["model.layers.0.self_attn.k_norm.weight"]
+  safetensors.numpy.save_file(tensors, f, metadata={"format": "pt"})
+  with pytest.raises(CheckpointError, match=r"model\.layers\.0\.self_attn\.k_norm"):
+    from_pretrained(str(qwen3_dir))
+
+
+def test_unsupported_architecture(qwen3_dir):
+  cfg = json.load(open(qwen3_dir / "config.json"))
+  cfg["architectures"] = ["MistralForCausalLM"]
+  cfg["model_type"] = "mistral"
+  json.dump(cfg, open(qwen3_dir / "config.json", "w"))
+  with pytest.raises(UnsupportedModelError, match="MistralForCausalLM"):
+    from_pretrained(str(qwen3_dir))
+
+
+def test_not_a_directory_or_repo(tmp_path):
+  with pytest.raises(CheckpointError, match="no-such-org/no-such-model"):
+    from_pretrained("no-such-org/no-such-model")
