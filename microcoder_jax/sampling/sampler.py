@@ -1,0 +1,203 @@
+"""Jitted KV-cache sampler: prefill + `lax.while_loop` decode into a static buffer.
+
+    sampler = Sampler(model, stop_ids=(tok.eos_token_id, im_end_id), mesh=mesh)
+    rollout = sampler.sample(params, prompts, num_samples=8, max_new_tokens=4096,
+                             temperature=1.2, rng=jax.random.key(step))
+
+Prompts (lists of token ids) are repeated `num_samples` times, consecutive, so
+rows i*G .. i*G+G-1 are prompt i's group; they are left-padded to a length
+bucket, so a run compiles one program per (bucket, batch) pair. Temperature,
+top-p and the RNG are traced: changing them never recompiles. Top-k is static
+(it fixes a `lax.top_k` shape).
+
+The loop stops when every row has emitted a stop id, or after
+`max_new_tokens`. A row's response includes its stop token; tokens after it
+are `pad_id` with log-prob 0. `truncated` marks rows that never stopped: the
+paper's |o| = L_max, judged by stop reason rather than by the last token.
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import math
+from typing import Sequence
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from microcoder_jax import sharding
+from microcoder_jax.sampling import strategies
+
+DEFAULT_BUCKETS = (32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
+
+
+@flax.struct.dataclass
+class Rollout:
+  """Sampled responses for N = num_prompts x G rows (groups consecutive).
+
+  Attributes:
+    tokens_NxT: response token ids, `pad_id` after the stop token.
+    lengths_N: response lengths |o_i|, stop token included.
+    logprobs_NxT: log π^T(o_t | q, o_<t) under softmax(logits / T), 0 past the end.
+    truncated_N: True where no stop id came within `max_new_tokens`.
+    temperatures_NxT: the T that sampled each token.
+    prompt_ids_NxP: left-padded prompt ids (bucketed length P).
+    prompt_mask_NxP: True on real prompt tokens.
+  """
+
+  tokens_NxT: jax.Array
+  lengths_N: jax.Array
+  logprobs_NxT: jax.Array
+  truncated_N: jax.Array
+  temperatures_NxT: jax.Array
+  prompt_ids_NxP: jax.Array
+  prompt_mask_NxP: jax.Array
+
+  def to_numpy(self) -> "Rollout":
+    return jax.tree.map(np.asarray, self)
+
+
+def bucket_length(n: int, buckets: Sequence[int] = DEFAULT_BUCKETS) -> int:
+  """Smallest bucket >= n; beyond the largest, the next multiple of it."""
+  i = bisect.bisect_left(buckets, n)
+  if i < len(buckets):
+    return buckets[i]
+  return math.ceil(n / buckets[-1]) * buckets[-1]
+
+
+class Sampler:
+  """Built once per model graph and mesh; see the module docstring."""
+
+  def __init__(self, model: nnx.Module, *, stop_ids: Sequence[int], pad_id: int = 0,
+               mesh: Mesh | None = None,
+               rules: sharding.LogicalRules = sharding.DEFAULT_RULES,
+               buckets: Sequence[int] = DEFAULT_BUCKETS):
+    if not stop_ids:
+      raise ValueError("stop_ids must name at least one token id")
+    self.graphdef = nnx.graphdef(model)
+    self.stop_ids = tuple(int(s) for s in stop_ids)
+    self.pad_id = int(pad_id)
+    self.mesh = mesh
+    self.rules = rules
+    self.buckets = tuple(sorted(buckets))
+    self.num_traces = 0  # incremented each time the program is (re)traced
+    self._generate = jax.jit(self._generate_impl,
+                             static_argnames=("max_new_tokens", "top_k", "per_step"))
+
+  # ------------------------------------------------------------ host side
+  def prepare_prompts(self, prompts: Sequence[Sequence[int]], num_samples: int):
+    """Repeats, left-pads to a bucket and pads the batch to the mesh's data size."""
+    if not prompts or any(len(p) == 0 for p in prompts):
+      raise ValueError("every prompt needs at least one token")
+    n = len(prompts) * num_samples
+    rows = _row_multiple(self.mesh)
+    n_padded = math.ceil(n / rows) * rows
+    length = bucket_length(max(len(p) for p in prompts), self.buckets)
+    ids = np.full((n_padded, length), self.pad_id, np.int32)
+    mask = np.zeros((n_padded, length), bool)
+    for i, p in enumerate(prompts):
+      for g in range(num_samples):
+        r = i * num_samples + g
+        ids[r, length - len(p):] = p
+        mask[r, length - len(p):] = True
+    mask[n:, -1] = True  # filler rows: one pad token, discarded afterwards
+    return ids, mask, n
+
+  def sample(self, params: nnx.State, prompts: Sequence[Sequence[int]], *,
+             num_samples: int, max_new_tokens: int, temperature=1.0,
+             top_p: float = 1.0, top_k: int = 0, rng: jax.Array,
+             temperature_schedule=None) -> Rollout:
+    """Samples `num_samples` responses per prompt.
+
+    Args:
+      params: the model's nnx.State (e.g. `nnx.state(model)`).
+      prompts: token-id lists.
+      temperature: scalar, or per-row array [len(prompts) * num_samples].
+      temperature_schedule: optional [max_new_tokens] array; when given, decode
+        step t samples every row at `temperature_schedule[t]`.
+      rng: a JAX PRNG key.
+    """
+    ids, mask, n = self.prepare_prompts(prompts, num_samples)
+    n_padded = ids.shape[0]
+    temp_N = np.broadcast_to(np.asarray(temperature, np.float32), (n,))
+    temp_N = np.concatenate([temp_N, np.ones(n_padded - n, np.float32)])
+    per_step = temperature_schedule is not None
+    sched = (np.asarray(temperature_schedule, np.float32) if per_step
+             else np.zeros((max_new_tokens,), np.float32))
+    if sched.shape != (max_new_tokens,):
+      raise ValueError(f"temperature_schedule has shape {sched.shape}, expected "
+                       f"({max_new_tokens},)")
+    args = (jnp.asarray(ids), jnp.asarray(mask), jnp.asarray(temp_N))
+    if self.mesh is not None:
+      rows = NamedSharding(self.mesh, P(("data", "fsdp")))
+      args = tuple(jax.device_put(a, rows) for a in args)
+    ctx = (sharding.use_mesh(self.mesh, self.rules) if self.mesh is not None
+           else contextlib.nullcontext())
+    with ctx:
+      out = self._generate(params, *args, jnp.asarray(sched),
+                           jnp.asarray(top_p, jnp.float32), rng,
+                           max_new_tokens=max_new_tokens, top_k=int(top_k),
+                           per_step=per_step)
+    return jax.tree.map(lambda x: x[:n], out) if n != n_padded else out
+
+  # ------------------------------------------------------------ the program
+  def _generate_impl(self, params, ids_NxP, mask_NxP, temp_N, sched_T, top_p, rng,
+                     *, max_new_tokens: int, top_k: int, per_step: bool):
+    self.num_traces += 1
+    model = nnx.merge(self.graphdef, params)
+    n, p = ids_NxP.shape
+    stop = jnp.asarray(self.stop_ids, jnp.int32)
+
+    def temps(i):
+      return jnp.full((n,), sched_T[i]) if per_step else temp_N
+
+    with jax.named_scope("prefill"):
+      cache = model.init_cache(n, p + max_new_tokens)
+      logits, cache = model(ids_NxP, attention_mask_BxT=mask_NxP, cache=cache)
+      tok, lp = strategies.select(jax.random.fold_in(rng, 0), logits[:, -1],
+                                  temps(0), top_p, top_k)
+    tokens = jnp.full((n, max_new_tokens), self.pad_id, jnp.int32).at[:, 0].set(tok)
+    logps = jnp.zeros((n, max_new_tokens), jnp.float32).at[:, 0].set(lp)
+    temps_NxT = jnp.zeros((n, max_new_tokens), jnp.float32).at[:, 0].set(temps(0))
+    done = jnp.isin(tok, stop)
+    lengths = jnp.where(done, 1, max_new_tokens).astype(jnp.int32)
+
+    def cond(carry):
+      i, _, done, *_ = carry
+      return (i < max_new_tokens) & ~jnp.all(done)
+
+    def body(carry):
+      i, last, done, lengths, tokens, logps, temps_NxT, cache = carry
+      logits, cache = model(last[:, None], cache=cache)
+      t_N = temps(i)
+      tok, lp = strategies.select(jax.random.fold_in(rng, i), logits[:, 0], t_N,
+                                  top_p, top_k)
+      tok = jnp.where(done, self.pad_id, tok)
+      lp = jnp.where(done, 0.0, lp)
+      tokens = tokens.at[:, i].set(tok)
+      logps = logps.at[:, i].set(lp)
+      temps_NxT = temps_NxT.at[:, i].set(jnp.where(done, 0.0, t_N))
+      stopped = ~done & jnp.isin(tok, stop)
+      lengths = jnp.where(stopped, i + 1, lengths)
+      return i + 1, tok, done | stopped, lengths, tokens, logps, temps_NxT, cache
+
+    with jax.named_scope("decode"):
+      carry = (jnp.asarray(1, jnp.int32), tok, done, lengths, tokens, logps,
+               temps_NxT, cache)
+      _, _, done, lengths, tokens, logps, temps_NxT, _ = jax.lax.while_loop(
+          cond, body, carry)
+    return Rollout(tokens_NxT=tokens, lengths_N=lengths, logprobs_NxT=logps,
+                   truncated_N=~done, temperatures_NxT=temps_NxT,
+                   prompt_ids_NxP=ids_NxP, prompt_mask_NxP=mask_NxP)
+
+
+def _row_multiple(mesh: Mesh | None) -> int:
+  if mesh is None:
+    return 1
+  return mesh.shape["data"] * mesh.shape["fsdp"]
+

@@ -1,0 +1,74 @@
+"""Token selection: tempered log-probs, top-k / top-p support, one draw per row.
+
+The log-prob returned for a sampled token is always the one under the
+*tempered full-vocabulary* distribution softmax(logits / T), the quantity the
+loss recomputes (`microcoder_jax.rl.token_logprobs`); top-k and top-p only
+restrict which tokens may be drawn. Rows with T <= 0 are greedy; their log-prob
+is taken at T = 1.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+_MASKED = -jnp.inf
+
+
+def tempered_logprobs(logits_BxV, temperature_B):
+  """log softmax(logits / T) per row, in float32 (T <= 0 rows use T = 1)."""
+  t = jnp.where(temperature_B > 0, temperature_B, 1.0).astype(jnp.float32)
+  return jax.nn.log_softmax(logits_BxV.astype(jnp.float32) / t[:, None], axis=-1)
+
+
+def restrict_top_k(logp_BxV, top_k: int):
+  """Keeps the k most likely tokens per row (static k; 0 disables)."""
+  if top_k <= 0 or top_k >= logp_BxV.shape[-1]:
+    return logp_BxV
+  kth_B1 = jax.lax.top_k(logp_BxV, top_k)[0][:, -1:]
+  return jnp.where(logp_BxV >= kth_B1, logp_BxV, _MASKED)
+
+
+def restrict_top_p(logp_BxV, top_p):
+  """Nucleus: the smallest set of most likely tokens whose mass reaches p.
+
+  `top_p` is traced; the full-vocabulary sort only runs when p < 1.
+  """
+
+  def nucleus(logp):
+    sorted_BxV = jnp.sort(logp, axis=-1)[:, ::-1]
+    probs = jnp.exp(sorted_BxV)
+    mass_before_BxV = jnp.cumsum(probs, axis=-1) - probs
+    keep = mass_before_BxV < top_p
+    # Smallest kept log-prob per row is the threshold.
+    threshold_B1 = jnp.min(jnp.where(keep, sorted_BxV, jnp.inf), axis=-1,
+                           keepdims=True)
+    return jnp.where(logp >= threshold_B1, logp, _MASKED)
+
+  return jax.lax.cond(top_p < 1.0, nucleus, lambda x: x, logp_BxV)
+
+
+def draw(key, logp_BxV):
+  """One draw per row by inverse CDF: one uniform per row, no V-sized noise."""
+  probs_BxV = jnp.exp(logp_BxV - jnp.max(logp_BxV, axis=-1, keepdims=True))
+  cdf_BxV = jnp.cumsum(probs_BxV, axis=-1)
+  u_B1 = jax.random.uniform(key, (logp_BxV.shape[0], 1), minval=0.0, maxval=1.0)
+  threshold_B1 = u_B1 * cdf_BxV[:, -1:]
+  # First index whose CDF exceeds the threshold; it always has positive mass.
+  idx_B = jnp.sum(cdf_BxV <= threshold_B1, axis=-1)
+  # Rounding can put the threshold on the total; fall back to the last token
+  # with positive mass, never to a masked one.
+  v = logp_BxV.shape[-1]
+  last_positive_B = v - 1 - jnp.argmax((probs_BxV > 0)[:, ::-1], axis=-1)
+  return jnp.minimum(idx_B, last_positive_B).astype(jnp.int32)
+
+
+def select(key, logits_BxV, temperature_B, top_p, top_k: int):
+  """Returns (token_B, logprob_B) with the conventions of the module docstring."""
+  logp_BxV = tempered_logprobs(logits_BxV, temperature_B)
+  restricted = restrict_top_p(restrict_top_k(logp_BxV, top_k), top_p)
+  sampled_B = draw(key, restricted)
+  greedy_B = jnp.argmax(logits_BxV, axis=-1).astype(jnp.int32)
+  token_B = jnp.where(temperature_B > 0, sampled_B, greedy_B)
+  logprob_B = jnp.take_along_axis(logp_BxV, token_B[:, None], axis=-1)[:, 0]
+  return token_B, logprob_B
