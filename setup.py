@@ -11,6 +11,7 @@ _CORE = [
     "huggingface_hub",
     "tensorflow-datasets",
     "array_record",
+    "importlib_resources",  # tensorflow-datasets' builders need it, TF does not
     "ml-collections",
     "numpy",
     "chex",

@@ -1,0 +1,223 @@
+"""Rollout -> judge -> rewards, CTM and advantages -> TrainBatch.
+
+Four named steps with dataclass hand-offs:
+  `generate_and_judge`  sample G responses per prompt in chunks; each chunk is
+                        submitted to the evaluator while the next generates.
+  `score`               rewards, non-incorrect flags, repeat check, the
+                        conditional truncation mask and group advantages.
+  `assemble`            the fixed-shape `TrainBatch` arrays.
+Rewards and group statistics run host-side in NumPy; the pieces from
+`microcoder_jax.rl` used here are the same pure functions users import.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import time
+from typing import Any, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from microcoder_jax.evaluator import VERDICTS
+from microcoder_jax.rl import advantages as adv_lib
+from microcoder_jax.rl import masks, rewards as rewards_lib
+from microcoder_jax.rl.step import TrainBatch
+from microcoder_jax.sampling import Rollout
+from microcoder_jax.sampling.temperature import response_diversity
+
+
+@dataclasses.dataclass
+class Judged:
+  """G responses per prompt, judged. Rows are prompt-major (groups consecutive)."""
+  rollout: Rollout  # numpy arrays
+  problems: list
+  results: list
+  texts: list[str]
+  seconds: dict[str, float]
+
+
+def generate_and_judge(sampler, params, evaluator, tokenizer, problems: Sequence,
+                       prompt_ids: Sequence[Sequence[int]], *, group_size: int,
+                       max_new_tokens: int, temperature: float, rng: jax.Array,
+                       top_p: float = 1.0, top_k: int = 0, chunks: int = 1) -> Judged:
+  """Samples and judges; generation of chunk c+1 overlaps judging of chunk c."""
+  n = len(problems)
+  chunks = max(1, min(chunks, n))
+  bounds = np.linspace(0, n, chunks + 1).astype(int)
+  t0 = time.perf_counter()
+
+  def dispatch(c):  # async: returns device arrays at once
+    lo, hi = bounds[c], bounds[c + 1]
+    return sampler.sample(params, prompt_ids[lo:hi], num_samples=group_size,
+                          max_new_tokens=max_new_tokens, temperature=temperature,
+                          top_p=top_p, top_k=top_k, rng=jax.random.fold_in(rng, c))
+
+  pending, tickets, parts, texts = dispatch(0), [], [], []
+  gen_wait = 0.0
+  for c in range(chunks):
+    nxt = dispatch(c + 1) if c + 1 < chunks else None
+    w0 = time.perf_counter()
+    part = pending.to_numpy()
+    gen_wait += time.perf_counter() - w0
+    chunk_texts = [tokenizer.decode(row[:length], skip_special_tokens=True)
+                   for row, length in zip(part.tokens_NxT, part.lengths_N)]
+    chunk_problems = problems[bounds[c]:bounds[c + 1]]
+    samples = [{"id": p.id, "completion": t}
+               for p, t in zip(np.repeat(chunk_problems, group_size), chunk_texts)]
+    tickets.append(evaluator.submit({p.id: p for p in chunk_problems}, samples))
+    parts.append(part)
+    texts += chunk_texts
+    pending = nxt
+  generated = time.perf_counter()
+  results = [r for t in tickets for r in evaluator.collect(t)]
+  done = time.perf_counter()
+  rollout = jax.tree.map(lambda *xs: np.concatenate(xs), *parts)
+  return Judged(rollout, list(problems), results, texts,
+                {"generate": generated - t0, "judge_wait": done - generated,
+                 "generate_device_wait": gen_wait})
+
+
+def _left_pad(x_NxP: np.ndarray, length: int, value) -> np.ndarray:
+  pad = length - x_NxP.shape[1]
+  return np.pad(x_NxP, ((0, 0), (pad, 0)), constant_values=value) if pad else x_NxP
+
+
+def merge_judged(rounds: Sequence[Judged]) -> Judged:
+  """Concatenates rounds of `generate_and_judge` (DAPO refills) row-wise."""
+  if len(rounds) == 1:
+    return rounds[0]
+  p = max(j.rollout.prompt_ids_NxP.shape[1] for j in rounds)
+  parts = [j.rollout.replace(prompt_ids_NxP=_left_pad(j.rollout.prompt_ids_NxP, p, 0),
+                             prompt_mask_NxP=_left_pad(j.rollout.prompt_mask_NxP, p, False))
+           for j in rounds]
+  seconds = collections.Counter()
+  for j in rounds:
+    seconds.update(j.seconds)
+  return Judged(jax.tree.map(lambda *xs: np.concatenate(xs), *parts),
+                [p for j in rounds for p in j.problems],
+                [r for j in rounds for r in j.results],
+                [t for j in rounds for t in j.texts], dict(seconds))
+
+
+def enough_groups(rounds: Sequence[Judged], group_size: int, num_groups: int) -> bool:
+  """DAPO: do the rounds so far hold `num_groups` groups with mixed rewards?"""
+  passed = np.array([r.verdict == "pass" for j in rounds for r in j.results], np.float32)
+  keep = np.asarray(rewards_lib.dynamic_sampling_keep(passed, group_size))
+  return int(keep.sum()) >= num_groups
+
+
+@dataclasses.dataclass
+class Scored:
+  rewards_N: np.ndarray
+  advantages_N: np.ndarray
+  valid_N: np.ndarray  # False: eval_error rows, dropped from stats and loss
+  ctm_mask_N: np.ndarray
+  metrics: dict[str, float]
+
+
+def score(judged: Judged, *, group_size: int, max_new_tokens: int, rl_cfg,
+          key: jax.Array) -> Scored:
+  """Rewards R_i, the CTM factor and Â_i (see `microcoder_spec.md` §1)."""
+  r = judged.rollout
+  verdicts = np.array([x.verdict for x in judged.results])
+  passed = verdicts == "pass"
+  has_code = np.array([x.has_code for x in judged.results])
+  valid = verdicts != "eval_error"
+  truncated = r.truncated_N.astype(bool)
+  rewards = passed.astype(np.float32)
+  if rl_cfg.get("overlong_buffer_frac"):
+    buffer = max(1, int(rl_cfg.overlong_buffer_frac * max_new_tokens))
+    rewards = rewards + np.asarray(rewards_lib.overlong_penalty(
+        r.lengths_N, max_new_tokens, buffer, rl_cfg.overlong_penalty_factor))
+  adv = np.asarray(adv_lib.group_advantages(
+      rewards, group_size, method=rl_cfg.adv_estimator, eps=rl_cfg.adv_std_eps,
+      std_ddof=rl_cfg.adv_std_ddof, valid_N=valid))
+
+  ctm = rl_cfg.ctm
+  repeating = np.asarray(masks.repeat_tail(r.tokens_NxT, r.lengths_N,
+                                           ctm.repeat_window, mode=ctm.repeat_mode))
+  if ctm.non_incorrect == "pass_only":
+    non_incorrect = passed
+  else:  # "pass_or_no_code": passed, or truncated before any complete code
+    non_incorrect = passed | (truncated & ~has_code)
+  if not ctm.conditions:
+    non_incorrect, repeating = np.ones_like(passed), np.zeros_like(passed)
+  mask = np.zeros_like(passed)
+  if ctm.enabled:
+    mask = np.asarray(masks.conditional_truncation_mask(
+        key, lengths_N=r.lengths_N, max_length=max_new_tokens,
+        non_incorrect_N=non_incorrect, repeating_N=repeating, rho=ctm.rho,
+        truncated_N=truncated))
+  if ctm.apply_to == "advantage":
+    adv = adv * (1.0 - mask)
+
+  groups = rewards.reshape(-1, group_size)
+  counts = collections.Counter(verdicts.tolist())
+  lengths = r.lengths_N.astype(np.float64)
+  metrics = {
+      "reward/mean": float(rewards[valid].mean()) if valid.any() else 0.0,
+      "reward/std": float(rewards[valid].std()) if valid.any() else 0.0,
+      "reward/pass_rate": float(passed.mean()),
+      "reward/frac_zero_std": float((groups.std(axis=1) == 0).mean()),
+      "rollout/length_mean": float(lengths.mean()),
+      "rollout/length_max": float(lengths.max()),
+      "rollout/truncated_frac": float(truncated.mean()),
+      "rollout/diversity": response_diversity(r.tokens_NxT, r.lengths_N, group_size),
+      "ctm/eligible_frac": float((truncated & non_incorrect & ~repeating).mean()),
+      "ctm/masked_frac": float(mask.mean()),
+      "ctm/repeat_frac": float(repeating.mean()),
+      "eval/error_rate": float((~valid).mean()),
+  }
+  metrics.update({f"verdict/{v}": counts.get(v, 0) / len(verdicts) for v in VERDICTS})
+  return Scored(rewards, adv.astype(np.float32), valid, mask, metrics)
+
+
+def assemble(rollout: Rollout, scored: Scored, *, loss_mask_ctm: bool = False) -> TrainBatch:
+  """Fixed-shape arrays for `update_step` (old/ref log-probs filled later)."""
+  t = rollout.tokens_NxT.shape[1]
+  resp_mask = np.arange(t)[None] < rollout.lengths_N[:, None]
+  loss_mask = resp_mask & scored.valid_N[:, None]
+  if loss_mask_ctm:
+    loss_mask &= ~scored.ctm_mask_N[:, None].astype(bool)
+  return TrainBatch(
+      input_ids_NxL=np.concatenate([rollout.prompt_ids_NxP, rollout.tokens_NxT], 1),
+      attention_mask_NxL=np.concatenate([rollout.prompt_mask_NxP, resp_mask], 1),
+      targets_NxT=rollout.tokens_NxT,
+      loss_mask_NxT=loss_mask.astype(np.float32),
+      advantages_N=scored.advantages_N,
+      old_logp_NxT=rollout.logprobs_NxT.astype(np.float32),
+      ref_logp_NxT=np.zeros_like(rollout.logprobs_NxT, np.float32),
+      temperature_N=rollout.temperatures_NxT[:, 0].astype(np.float32))
+
+
+def select_rows(batch: TrainBatch, rows: np.ndarray, valid_rows: np.ndarray) -> TrainBatch:
+  """Rows `rows` of a batch; rows with valid False keep shape but train on nothing."""
+  out = jax.tree.map(lambda x: np.asarray(x)[rows], batch)
+  return out.replace(loss_mask_NxT=out.loss_mask_NxT * valid_rows[:, None],
+                     advantages_N=out.advantages_N * valid_rows)
+
+
+def dynamic_sampling_rows(rewards_N: np.ndarray, group_size: int, num_groups: int):
+  """DAPO: rows of the first `num_groups` groups with non-equal rewards.
+
+  Returns (row indices, row valid flags), both of length num_groups x G; when
+  too few groups qualify, padding rows repeat group 0 with valid False.
+  """
+  keep = np.asarray(rewards_lib.dynamic_sampling_keep(rewards_N, group_size))
+  idx, valid = (np.asarray(x) for x in rewards_lib.fill_groups(keep, num_groups))
+  rows = (idx[:, None] * group_size + np.arange(group_size)).reshape(-1)
+  return rows, np.repeat(valid, group_size)
+
+
+def to_device(batch: TrainBatch, sharding=None) -> TrainBatch:
+  if sharding is None:
+    return jax.tree.map(jnp.asarray, batch)
+  return jax.device_put(batch, sharding)
+
+
+def metric_means(dicts: Sequence[dict[str, Any]]) -> dict[str, float]:
+  keys = dicts[0].keys() if dicts else ()
+  return {k: float(np.mean([float(d[k]) for d in dicts])) for k in keys}

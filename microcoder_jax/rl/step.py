@@ -1,0 +1,158 @@
+"""The jitted policy update: micro-batched gradient accumulation, one optax step.
+
+One call of `update_step` is one optimizer update on one PPO mini-batch
+(`ppo_mini_batch_size` prompts x G rows). The mini-batch is split into
+micro-batches that are scanned over; each contributes loss_sum / D_global, with
+D_global the aggregation denominator of the whole mini-batch, so accumulation
+reproduces the full-batch loss exactly (`policy_loss_terms`). The train state
+is donated. Log-probs come from final hidden states through the chunked
+`token_logprobs`, so [rows, T, V] logits never materialise.
+
+This module needs the model; `microcoder_jax.rl` itself does not import it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+from microcoder_jax.rl import logprobs as logprobs_lib
+from microcoder_jax.rl import losses
+
+
+@flax.struct.dataclass
+class TrainState:
+  params: nnx.State
+  opt_state: Any
+  step: jax.Array
+
+
+@flax.struct.dataclass
+class TrainBatch:
+  """Rows = prompt (left-padded, length P) + response (length T).
+
+  Attributes:
+    input_ids_NxL, attention_mask_NxL: prompt ++ response, L = P + T.
+    targets_NxT: response tokens o_t.
+    loss_mask_NxT: response tokens that enter the loss.
+    advantages_N: Â_i after the truncation mask.
+    old_logp_NxT: log π_θold^T(o_t).
+    ref_logp_NxT: log π_ref(o_t) (zeros when β = 0; then never read).
+    temperature_N: the T that sampled each row.
+  """
+
+  input_ids_NxL: jax.Array
+  attention_mask_NxL: jax.Array
+  targets_NxT: jax.Array
+  loss_mask_NxT: jax.Array
+  advantages_N: jax.Array
+  old_logp_NxT: jax.Array
+  ref_logp_NxT: jax.Array
+  temperature_N: jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class LossConfig:
+  """Static parts of the objective (scalars that never change per step)."""
+  clip_low: float = 0.2
+  clip_high: float = 0.28
+  dual_clip: float | None = None
+  kl_coef: float = 0.0
+  kl_estimator: str = "k3"
+  aggregation: str = "token-mean"
+  logprob_chunk: int | None = 1024
+  micro_batch_size: int = 8
+  compute_entropy: bool = True
+
+
+def make_optimizer(lr: float, *, warmup_steps: int = 0, weight_decay: float = 0.01,
+                   grad_clip: float = 1.0, b1: float = 0.9, b2: float = 0.999,
+                   eps: float = 1e-8) -> optax.GradientTransformation:
+  """AdamW with linear warmup to a constant lr and global-norm clipping."""
+  schedule = optax.linear_schedule(0.0, lr, warmup_steps) if warmup_steps else lr
+  return optax.chain(optax.clip_by_global_norm(grad_clip),
+                     optax.adamw(schedule, b1=b1, b2=b2, eps=eps,
+                                 weight_decay=weight_decay))
+
+
+def response_hidden(model, batch: TrainBatch):
+  """Hidden states at the positions that predict each response token."""
+  t = batch.targets_NxT.shape[1]
+  hidden = model(batch.input_ids_NxL, attention_mask_BxT=batch.attention_mask_NxL,
+                 return_hidden=True)
+  return hidden[:, -t - 1:-1]
+
+
+def sequence_logprobs(graphdef, params, batch: TrainBatch, chunk: int | None):
+  """log π^T(o_t) for every response token (old-policy or reference recompute)."""
+  model = nnx.merge(graphdef, params)
+  return logprobs_lib.token_logprobs(
+      response_hidden(model, batch), model.unembedding_DxV(), batch.targets_NxT,
+      temperature=batch.temperature_N, chunk_size=chunk)
+
+
+def _micro_loss(params, graphdef, micro: TrainBatch, denominator, cfg: LossConfig):
+  model = nnx.merge(graphdef, params)
+  hidden = response_hidden(model, micro)
+  w = model.unembedding_DxV()
+  logp = logprobs_lib.token_logprobs(hidden, w, micro.targets_NxT,
+                                     temperature=micro.temperature_N,
+                                     chunk_size=cfg.logprob_chunk)
+  entropy = None
+  if cfg.compute_entropy:
+    entropy = jax.lax.stop_gradient(logprobs_lib.token_entropy(
+        hidden, w, temperature=micro.temperature_N, chunk_size=cfg.logprob_chunk))
+  loss_sum, denom, metrics = losses.policy_loss_terms(
+      logp, micro.old_logp_NxT, micro.advantages_N, micro.loss_mask_NxT,
+      clip_low=cfg.clip_low, clip_high=cfg.clip_high, dual_clip=cfg.dual_clip,
+      ref_logp_NxT=micro.ref_logp_NxT if cfg.kl_coef > 0 else None,
+      kl_coef=cfg.kl_coef, kl_estimator=cfg.kl_estimator,
+      aggregation=cfg.aggregation, entropy_NxT=entropy)
+  del denom
+  tokens = micro.loss_mask_NxT.sum()
+  return losses.safe_ratio(loss_sum, denominator), (metrics, tokens)
+
+
+def update_step(state: TrainState, batch: TrainBatch, *, graphdef,
+                optimizer: optax.GradientTransformation, cfg: LossConfig):
+  """One optimizer update on a mini-batch; returns (new state, metrics)."""
+  n = batch.targets_NxT.shape[0]
+  mb = min(cfg.micro_batch_size, n)
+  if n % mb:
+    raise ValueError(f"mini-batch of {n} rows does not split into micro-batches "
+                     f"of {mb}")
+  denominator = losses.aggregation_denominator(batch.loss_mask_NxT, cfg.aggregation)
+  micro_batches = jax.tree.map(lambda x: x.reshape((n // mb, mb) + x.shape[1:]), batch)
+  grad_fn = jax.value_and_grad(_micro_loss, has_aux=True)
+
+  def body(carry, micro):
+    grads, loss, msum, tokens = carry
+    (l, (m, tok)), g = grad_fn(state.params, graphdef, micro, denominator, cfg)
+    grads = jax.tree.map(jnp.add, grads, g)
+    msum = jax.tree.map(lambda a, b: a + b * tok, msum, m)
+    return (grads, loss + l, msum, tokens + tok), m
+
+  zeros = jax.tree.map(jnp.zeros_like, state.params)
+  first = jax.tree.map(lambda x: x[0], micro_batches)
+  metric_shapes = jax.eval_shape(
+      lambda: _micro_loss(state.params, graphdef, first, denominator, cfg)[1][0])
+  msum0 = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), metric_shapes)
+  (grads, loss, msum, tokens), per_micro = jax.lax.scan(
+      body, (zeros, jnp.zeros(()), msum0, jnp.zeros(())), micro_batches)
+  metrics = {k: losses.safe_ratio(v, tokens) for k, v in msum.items()}
+  # Extremes are extremes over micro-batches, not token-weighted means.
+  for k, reduce in (("ratio_min", jnp.min), ("ratio_max", jnp.max)):
+    if k in per_micro:
+      metrics[k] = reduce(per_micro[k])
+  updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+  params = optax.apply_updates(state.params, updates)
+  metrics.update(loss=loss, grad_norm=optax.global_norm(grads),
+                 update_norm=optax.global_norm(updates),
+                 param_norm=optax.global_norm(params), loss_tokens=tokens)
+  return TrainState(params, opt_state, state.step + 1), metrics
