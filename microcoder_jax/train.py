@@ -18,6 +18,7 @@ import os
 import sys
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 from absl import logging as absl_logging
@@ -146,7 +147,7 @@ def main(argv):
       grad_clip=c.optim.grad_clip, b1=c.optim.b1, b2=c.optim.b2)
   with sharding.use_mesh(mesh):
     state = step_lib.TrainState(params, jax.jit(optimizer.init)(params),
-                                np.zeros((), np.int32))
+                                jnp.zeros((), jnp.int32))
   controller = TemperatureController(
       TemperatureSchedule.parse(c.rollout.temperature, allow_ramp=c.rollout.allow_ramp),
       alert_floor=c.diversity.alert_floor, alert_patience=c.diversity.alert_patience)

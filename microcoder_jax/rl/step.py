@@ -152,7 +152,7 @@ def update_step(state: TrainState, batch: TrainBatch, *, graphdef,
       metrics[k] = reduce(per_micro[k])
   updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
-  metrics.update(loss=loss, grad_norm=optax.global_norm(grads),
-                 update_norm=optax.global_norm(updates),
-                 param_norm=optax.global_norm(params), loss_tokens=tokens)
+  metrics.update(loss=loss, grad_norm=optax.tree.norm(grads),
+                 update_norm=optax.tree.norm(updates),
+                 param_norm=optax.tree.norm(params), loss_tokens=tokens)
   return TrainState(params, opt_state, state.step + 1), metrics

@@ -1,0 +1,181 @@
+"""Trainer: the demo end to end, kill-and-resume, sharded update step, configs."""
+
+import glob
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from flax import nnx
+
+from microcoder_jax import sharding
+from microcoder_jax.models import get_preset, init_model
+from microcoder_jax.rl import step as step_lib
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _train(workdir, config_arg, *overrides):
+  env = dict(os.environ, XLA_FLAGS="", PYTHONHASHSEED="0")  # one device: faster
+  cmd = [sys.executable, "-m", "microcoder_jax.train",
+         f"--config={ROOT}/configs/demo.py:{config_arg}", f"--workdir={workdir}", *overrides]
+  proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  return proc
+
+
+def _metrics(workdir):
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    return [json.loads(l) for l in f]
+
+
+def _deterministic(row):
+  return {k: v for k, v in row.items() if not k.startswith(("time/", "perf/"))}
+
+
+def test_demo_runs_end_to_end_and_resumes_identically(tmp_path):
+  # Uninterrupted: 3 steps.
+  full = tmp_path / "full"
+  _train(full, "steps=3", "--config.checkpoint.every=1", "--config.eval.every=3")
+  rows = _metrics(full)
+  assert [r["step"] for r in rows] == [0, 1, 2, 3]  # step 0: held-out baseline
+  train_rows = [r for r in rows if "reward/mean" in r]
+  assert [r["step"] for r in train_rows] == [1, 2, 3]
+  for key in ("reward/mean", "rollout/length_mean", "rollout/diversity", "actor/grad_norm",
+              "sampling/temperature", "ctm/masked_frac", "time/update_s"):
+    assert key in train_rows[-1]
+  assert any("heldout/pass@1" in r for r in rows)
+  for name in ("curves.png", "report.md", "export/model.safetensors", "export/config.json",
+               "export/tokenizer.json"):
+    assert os.path.exists(full / name), name
+  assert sorted(os.listdir(full / "checkpoints")) == ["1", "2", "3"]
+
+  # Interrupted after step 1, then resumed to step 3 in a new process.
+  part = tmp_path / "part"
+  _train(part, "steps=1", "--config.checkpoint.every=1", "--config.eval.every=3")
+  _train(part, "steps=3", "--config.checkpoint.every=1", "--config.eval.every=3")
+  resumed = [r for r in _metrics(part) if "reward/mean" in r]
+  assert [r["step"] for r in resumed] == [1, 2, 3]
+  assert _deterministic(resumed[-1]) == pytest.approx(_deterministic(train_rows[-1]), rel=1e-6)
+  from safetensors.numpy import load_file
+  a, b = load_file(full / "export/model.safetensors"), load_file(part / "export/model.safetensors")
+  for k in a:
+    np.testing.assert_allclose(a[k], b[k], rtol=1e-6, atol=1e-7, err_msg=k)
+
+
+def _random_batch(cfg, n=8, p=5, t=6, seed=0):
+  rng = np.random.default_rng(seed)
+  prompt = rng.integers(0, cfg.vocab_size, (n, p))
+  resp = rng.integers(0, cfg.vocab_size, (n, t))
+  lengths = rng.integers(1, t + 1, n)
+  resp_mask = np.arange(t)[None] < lengths[:, None]
+  pmask = np.ones((n, p), bool)
+  pmask[::2, :2] = False
+  return step_lib.TrainBatch(
+      input_ids_NxL=jnp.asarray(np.concatenate([prompt, resp], 1)),
+      attention_mask_NxL=jnp.asarray(np.concatenate([pmask, resp_mask], 1)),
+      targets_NxT=jnp.asarray(resp), loss_mask_NxT=jnp.asarray(resp_mask, jnp.float32),
+      advantages_N=jnp.asarray(rng.normal(size=n), jnp.float32),
+      old_logp_NxT=jnp.asarray(-6.3 + 0.1 * rng.normal(size=(n, t)), jnp.float32),
+      ref_logp_NxT=jnp.zeros((n, t), jnp.float32),
+      temperature_N=jnp.full((n,), 1.2, jnp.float32))
+
+
+def _one_update(model, batch, mesh=None, micro=4):
+  """One update with plain SGD, so parameter deltas are the gradients themselves
+  (Adam's g / (|g| + eps) would amplify round-off in near-zero gradients)."""
+  graphdef, params = nnx.split(model)
+  opt = optax.sgd(1.0)
+  cfg = step_lib.LossConfig(micro_batch_size=micro, logprob_chunk=16)
+  fn = jax.jit(lambda s, b: step_lib.update_step(s, b, graphdef=graphdef, optimizer=opt,
+                                                  cfg=cfg))
+  if mesh is not None:
+    params = jax.device_put(params, sharding.state_shardings(params, mesh))
+  with sharding.use_mesh(mesh) if mesh is not None else nnx.use_eager_sharding(False):
+    state = step_lib.TrainState(params, jax.jit(opt.init)(params), jnp.zeros((), jnp.int32))
+    state, metrics = fn(state, batch)
+  return state, metrics
+
+
+def test_sharded_update_equals_one_device():
+  model = init_model(get_preset("tiny", vocab_size=64), seed=0)
+  batch = _random_batch(model.cfg)
+  want, m1 = _one_update(model, batch)
+  got, m2 = _one_update(model, batch, mesh=sharding.make_mesh({"fsdp": 4, "tensor": 2}))
+  assert float(m1["grad_norm"]) > 0
+  for (path, a), (_, b) in zip(nnx.to_flat_state(want.params), nnx.to_flat_state(got.params)):
+    np.testing.assert_allclose(np.asarray(b[...]), np.asarray(a[...]), atol=1e-6, err_msg=str(path))
+  assert float(m2["loss"]) == pytest.approx(float(m1["loss"]), rel=1e-5)
+
+
+def test_gradient_accumulation_reproduces_full_batch():
+  model = init_model(get_preset("tiny", vocab_size=64), seed=1)
+  batch = _random_batch(model.cfg, seed=3)
+  a, ma = _one_update(model, batch, micro=8)
+  b, mb = _one_update(model, batch, micro=2)
+  assert float(ma["loss"]) == pytest.approx(float(mb["loss"]), rel=1e-5)
+  assert float(ma["grad_norm"]) == pytest.approx(float(mb["grad_norm"]), rel=1e-4)
+
+
+def test_update_step_compiles_once():
+  model = init_model(get_preset("tiny", vocab_size=64), seed=0)
+  graphdef, params = nnx.split(model)
+  opt = step_lib.make_optimizer(1e-3)
+  traces = []
+
+  def fn(s, b):
+    traces.append(1)
+    return step_lib.update_step(s, b, graphdef=graphdef, optimizer=opt,
+                                cfg=step_lib.LossConfig(micro_batch_size=4))
+
+  update = jax.jit(fn, donate_argnums=0)
+  state = step_lib.TrainState(params, opt.init(params), jnp.zeros((), jnp.int32))
+  for seed in range(3):
+    state, _ = update(state, _random_batch(model.cfg, seed=seed))
+  assert len(traces) == 1 and int(state.step) == 3
+
+
+def _load_config(path, arg=None):
+  spec = importlib.util.spec_from_file_location("cfg", path)
+  mod = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(mod)
+  return mod.get_config(arg)
+
+
+@pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(ROOT, "configs", "*.py"))))
+def test_every_config_resolves_and_builds_abstractly(path):
+  from microcoder_jax import train
+  c = _load_config(path)
+  train.validate(c)
+  cfg = get_preset(c.model.preset, dtype=c.model.dtype, param_dtype=c.model.param_dtype)
+  abstract = nnx.eval_shape(lambda: init_model(cfg))
+  params = nnx.state(abstract)
+  opt_state = jax.eval_shape(step_lib.make_optimizer(c.optim.lr).init, params)
+  assert jax.tree.leaves(opt_state)
+  assert c.ppo_mini_batch_size * c.rollout.group_size % c.micro_batch_size == 0
+
+
+def test_invalid_configs_fail_clearly():
+  from microcoder_jax import train
+  from microcoder_jax.sharding import MeshError
+  c = _load_config(os.path.join(ROOT, "configs", "microcoder_grpo.py"))
+  c.unlock()
+  c.ppo_mini_batch_size = 48
+  with pytest.raises(train.ConfigError, match="ppo_mini_batch_size=48"):
+    train.validate(c)
+  c.ppo_mini_batch_size = 32
+  c.mesh.fsdp, c.mesh.tensor = 3, 1
+  with pytest.raises(MeshError, match="3"):
+    train.validate(c)
+  c.mesh.fsdp = -1
+  c.rollout.temperature = "ramp:0.6,1.2@100"
+  with pytest.raises(ValueError, match="allow_ramp"):
+    train.validate(c)
+  with pytest.raises(KeyError, match="qwen9"):
+    _load_config(os.path.join(ROOT, "configs", "grpo.py"), "model=qwen9")
