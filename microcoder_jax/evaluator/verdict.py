@@ -1,0 +1,84 @@
+"""Per-test verdicts from runner frames, and the sandboxed checker."""
+import itertools
+import json
+
+from microcoder_jax.evaluator import compare
+from microcoder_jax.evaluator import wire
+from microcoder_jax.evaluator.results import compare_cap
+
+EXIT_MEMORY = 101  # program.EXIT_MEMORY
+
+
+class InfraError(Exception):
+  """The evaluator itself failed while judging (never the program)."""
+
+
+def judge_test(prob, test, head, blobs, tl, comparator, nonzero_exit_is_re,
+               checker):
+  """Verdict of one test from the runner's frame, or None when it passed."""
+  out, res = blobs[0], blobs[1]
+  rc, sig = head.get("rc"), head.get("sig")
+  if head.get("wall_kill") or (head.get("cpu") or 0.0) > tl:
+    return "timeout"
+  if rc == EXIT_MEMORY:
+    return "memory_limit"
+  if prob.mode == "stdin" and len(out) > compare_cap(test.output):
+    return "wrong_answer"  # Output limit exceeded.
+  if sig is not None or rc is None or (rc != 0 and nonzero_exit_is_re):
+    return "runtime_error"
+  if prob.mode == "stdin":
+    if comparator == "lcb":
+      ok = compare.lcb_judge_stdout(out, test.output)
+    else:
+      ok = compare.judge_stdout(out, test.output, prob.compare)
+      if not ok and prob.checker:
+        ok = checker(prob, test, out)
+    return None if ok else "wrong_answer"
+  try:
+    got = compare.parse_result(res, prob.compare)
+  except (ValueError, UnicodeDecodeError, RecursionError):
+    return "runtime_error"
+  try:
+    if comparator == "lcb":
+      ok = compare.lcb_judge_functional(got, test.output)
+    else:
+      ok = compare.judge_functional(got, test.output, prob.compare)
+  except (ValueError, RecursionError):
+    ok = False
+  return None if ok else "wrong_answer"
+
+
+class Checker:
+  """Runs a problem's `check(input, expected, output)` in its own worker,
+  separate from every solution worker (it sees expected outputs)."""
+
+  def __init__(self, new_proc):
+    self._new_proc, self._proc, self._ids = new_proc, None, itertools.count(1)
+
+  def __call__(self, prob, test, out: bytes) -> bool:
+    if self._proc is None:
+      self._proc = self._new_proc()
+    args = "\n".join(json.dumps(x) for x in (
+        test.input, test.output, out.decode("utf-8", "replace")))
+    self._proc.send({"t": "run", "job": next(self._ids), "mode": "functional",
+                     "fn": "check", "tl": 10.0, "mem_mb": 1024,
+                     "cap": 1 << 20}, [prob.checker.encode(), args.encode()])
+    ok = False
+    while True:
+      try:
+        head, blobs = self._proc.recv()
+      except (wire.WireError, OSError) as e:
+        self.close()
+        raise InfraError(f"checker worker died: {e}") from e
+      if head.get("t") == "test":
+        try:
+          ok = compare.parse_result(blobs[1], {}) is True and head["rc"] == 0
+        except ValueError:
+          ok = False
+      elif head.get("t") == "done":
+        return ok
+
+  def close(self) -> None:
+    if self._proc is not None:
+      self._proc.close()
+      self._proc = None
