@@ -140,6 +140,12 @@ def main(argv):
   if len(tokenizer) > model.cfg.vocab_size:
     raise ConfigError(f"tokenizer has {len(tokenizer)} tokens but the model's "
                       f"vocabulary is {model.cfg.vocab_size}")
+  if is_main:  # what `microcoder_jax.benchmark` needs to rebuild the policy
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+      f.write(c.to_json_best_effort(indent=2))
+    with open(os.path.join(workdir, "model_config.json"), "w") as f:
+      json.dump(model.cfg.to_hf(), f, indent=2)
+    tokenizer.save_pretrained(os.path.join(workdir, "tokenizer"))
   graphdef, params = nnx.split(model)
   ref_params = jax.tree.map(lambda x: x.copy(), params) if c.rl.kl_coef > 0 else None
   optimizer = step_lib.make_optimizer(

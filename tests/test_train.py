@@ -56,6 +56,20 @@ def test_demo_runs_end_to_end_and_resumes_identically(tmp_path):
     assert os.path.exists(full / name), name
   assert sorted(os.listdir(full / "checkpoints")) == ["1", "2", "3"]
 
+  # Benchmark CLI on the training workdir (orbax checkpoint) and on the HF export.
+  for model in (full, full / "export"):
+    out = subprocess.run(
+        [sys.executable, "-m", "microcoder_jax.benchmark", "--model", str(model),
+         "--problems", "bundled:synthetic_heldout", "--samples-per-problem", "2",
+         "--max-new-tokens", "16", "--max-problems", "5", "--out-dir", str(tmp_path / "bench")],
+        cwd=ROOT, env=dict(os.environ, XLA_FLAGS=""), capture_output=True, text=True,
+        timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "| All |" in out.stdout and "overall pass@1" in out.stdout
+    with open(tmp_path / "bench" / "results.jsonl") as f:
+      results = [json.loads(l) for l in f]
+    assert len(results) == 10 and {"id", "sample", "verdict", "passed"} <= set(results[0])
+
   # Interrupted after step 1, then resumed to step 3 in a new process.
   part = tmp_path / "part"
   _train(part, "steps=1", "--config.checkpoint.every=1", "--config.eval.every=3")
