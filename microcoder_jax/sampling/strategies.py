@@ -49,17 +49,18 @@ def restrict_top_p(logp_BxV, top_p):
 
 
 def draw(key, logp_BxV):
-  """One draw per row by inverse CDF: one uniform per row, no V-sized noise."""
+  """One draw per row by inverse CDF: one uniform per row, no V-sized noise.
+
+  Two binary searches on the CDF replace full-vocabulary passes: the first
+  finds the drawn token, the second the last token with positive mass (which
+  rounding of the threshold onto the total must never pass).
+  """
   probs_BxV = jnp.exp(logp_BxV - jnp.max(logp_BxV, axis=-1, keepdims=True))
   cdf_BxV = jnp.cumsum(probs_BxV, axis=-1)
-  u_B1 = jax.random.uniform(key, (logp_BxV.shape[0], 1), minval=0.0, maxval=1.0)
-  threshold_B1 = u_B1 * cdf_BxV[:, -1:]
-  # First index whose CDF exceeds the threshold; it always has positive mass.
-  idx_B = jnp.sum(cdf_BxV <= threshold_B1, axis=-1)
-  # Rounding can put the threshold on the total; fall back to the last token
-  # with positive mass, never to a masked one.
-  v = logp_BxV.shape[-1]
-  last_positive_B = v - 1 - jnp.argmax((probs_BxV > 0)[:, ::-1], axis=-1)
+  total_B = cdf_BxV[:, -1]
+  u_B = jax.random.uniform(key, total_B.shape, minval=0.0, maxval=1.0)
+  idx_B = jax.vmap(lambda c, x: jnp.searchsorted(c, x, side="right"))(cdf_BxV, u_B * total_B)
+  last_positive_B = jax.vmap(lambda c, x: jnp.searchsorted(c, x, side="left"))(cdf_BxV, total_B)
   return jnp.minimum(idx_B, last_positive_B).astype(jnp.int32)
 
 
@@ -68,7 +69,11 @@ def select(key, logits_BxV, temperature_B, top_p, top_k: int):
   logp_BxV = tempered_logprobs(logits_BxV, temperature_B)
   restricted = restrict_top_p(restrict_top_k(logp_BxV, top_k), top_p)
   sampled_B = draw(key, restricted)
-  greedy_B = jnp.argmax(logits_BxV, axis=-1).astype(jnp.int32)
+  # Greedy rows are rare (evaluation); skip the full-vocabulary argmax otherwise.
+  greedy_B = jax.lax.cond(
+      jnp.any(temperature_B <= 0),
+      lambda: jnp.argmax(logits_BxV, axis=-1).astype(jnp.int32),
+      lambda: sampled_B)
   token_B = jnp.where(temperature_B > 0, sampled_B, greedy_B)
   logprob_B = jnp.take_along_axis(logp_BxV, token_B[:, None], axis=-1)[:, 0]
   return token_B, logprob_B
