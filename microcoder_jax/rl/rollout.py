@@ -14,14 +14,16 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import json
 import time
 from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import multihost_utils
 
-from microcoder_jax.evaluator import VERDICTS
+from microcoder_jax.evaluator import VERDICTS, Result
 from microcoder_jax.rl import advantages as adv_lib
 from microcoder_jax.rl import masks, rewards as rewards_lib
 from microcoder_jax.rl.step import TrainBatch
@@ -39,11 +41,59 @@ class Judged:
   seconds: dict[str, float]
 
 
+# ------------------------------------------------------------- multi-process
+# Under multi-controller JAX (TPU pods, `jax.distributed`) every process runs
+# this code on the same global arrays. Each process fetches the whole rollout,
+# judges only its own contiguous share of the rows, and the verdicts are then
+# exchanged, so every process builds the same TrainBatch. With one process
+# these helpers are the identity.
+def host_array(x) -> np.ndarray:
+  """The whole of `x` as NumPy on this host (gathered across processes)."""
+  if isinstance(x, jax.Array) and not x.is_fully_addressable:
+    return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+  return np.asarray(x)
+
+
+def own_rows(n: int) -> slice:
+  """This process's contiguous share of `n` rows (all of them with one process)."""
+  bounds = np.linspace(0, n, jax.process_count() + 1).astype(int)
+  i = jax.process_index()
+  return slice(int(bounds[i]), int(bounds[i + 1]))
+
+
+def exchange_results(own_parts: Sequence[Sequence[Result]]) -> list[list[Result]]:
+  """All processes' `own_parts` (one list per chunk), merged chunk by chunk in
+  process order; `Result.sample` is renumbered per chunk as one process would."""
+  if jax.process_count() == 1:
+    return [list(p) for p in own_parts]
+  payload = np.frombuffer(json.dumps(
+      [[r.to_json() for r in part] for part in own_parts]).encode(), np.uint8)
+  sizes = np.asarray(multihost_utils.process_allgather(
+      np.array([payload.size], np.int64))).reshape(-1)
+  buf = np.zeros(int(sizes.max()), np.uint8)
+  buf[:payload.size] = payload
+  gathered = np.asarray(multihost_utils.process_allgather(buf)).reshape(len(sizes), -1)
+  per_process = [json.loads(bytes(row[:size])) for row, size in zip(gathered, sizes)]
+  merged = []
+  for c in range(len(own_parts)):
+    counts, part = collections.Counter(), []
+    for proc in per_process:
+      for d in proc[c]:
+        d["sample"], counts[d["id"]] = counts[d["id"]], counts[d["id"]] + 1
+        part.append(Result(**d))
+    merged.append(part)
+  return merged
+
+
 def generate_and_judge(sampler, params, evaluator, tokenizer, problems: Sequence,
                        prompt_ids: Sequence[Sequence[int]], *, group_size: int,
                        max_new_tokens: int, temperature: float, rng: jax.Array,
                        top_p: float = 1.0, top_k: int = 0, chunks: int = 1) -> Judged:
-  """Samples and judges; generation of chunk c+1 overlaps judging of chunk c."""
+  """Samples and judges; generation of chunk c+1 overlaps judging of chunk c.
+
+  With several processes, each judges only its own rows of every chunk
+  (`own_rows`); the verdicts are exchanged once at the end.
+  """
   n = len(problems)
   chunks = max(1, min(chunks, n))
   bounds = np.linspace(0, n, chunks + 1).astype(int)
@@ -60,19 +110,21 @@ def generate_and_judge(sampler, params, evaluator, tokenizer, problems: Sequence
   for c in range(chunks):
     nxt = dispatch(c + 1) if c + 1 < chunks else None
     w0 = time.perf_counter()
-    part = pending.to_numpy()
+    part = jax.tree.map(host_array, pending)
     gen_wait += time.perf_counter() - w0
     chunk_texts = [tokenizer.decode(row[:length], skip_special_tokens=True)
                    for row, length in zip(part.tokens_NxT, part.lengths_N)]
     chunk_problems = problems[bounds[c]:bounds[c + 1]]
     samples = [{"id": p.id, "completion": t}
                for p, t in zip(np.repeat(chunk_problems, group_size), chunk_texts)]
-    tickets.append(evaluator.submit({p.id: p for p in chunk_problems}, samples))
+    mine = samples[own_rows(len(samples))]
+    tickets.append(evaluator.submit({p.id: p for p in chunk_problems}, mine))
     parts.append(part)
     texts += chunk_texts
     pending = nxt
   generated = time.perf_counter()
-  results = [r for t in tickets for r in evaluator.collect(t)]
+  results = [r for part in exchange_results([evaluator.collect(t) for t in tickets])
+             for r in part]
   done = time.perf_counter()
   rollout = jax.tree.map(lambda *xs: np.concatenate(xs), *parts)
   return Judged(rollout, list(problems), results, texts,
