@@ -32,7 +32,8 @@ setuptools.setup(
     install_requires=_CORE,
     extras_require={
         # torch is only the HF reference for parity tests; CPU build, pinned.
-        "test": ["pytest", "pytest-xdist", "torch==2.13.0"],
+        # jupytext: checks that colab/*.ipynb match their paired .py scripts.
+        "test": ["pytest", "pytest-xdist", "torch==2.13.0", "jupytext"],
         "tpu": ["jax[tpu]"],
         "gpu": ["jax[cuda12]"],
         "colab": ["jupytext", "nbclient", "ipykernel"],

@@ -14,6 +14,8 @@ from typing import Sequence
 import jax
 import numpy as np
 
+from microcoder_jax.rl import rollout as rollout_lib
+
 DIFFICULTIES = ("easy", "medium", "hard")
 
 
@@ -51,17 +53,20 @@ def run_eval(sampler, params, evaluator, tokenizer, problems: Sequence,
 
   Returns (metrics, table, samples, results): `samples` are
   {"id", "completion"} rows and `results` the evaluator's, in the same order.
+  With several processes each judges its own rows and all return the same.
   """
   samples, results, passed = [], [], []
   for lo in range(0, len(problems), batch_prompts):
     chunk, ids = problems[lo:lo + batch_prompts], prompt_ids[lo:lo + batch_prompts]
     r = sampler.sample(params, ids, num_samples=k, max_new_tokens=max_new_tokens,
                        temperature=temperature, top_p=top_p,
-                       rng=jax.random.fold_in(rng, lo)).to_numpy()
+                       rng=jax.random.fold_in(rng, lo))
+    r = jax.tree.map(rollout_lib.host_array, r)
     texts = [tokenizer.decode(row[:n], skip_special_tokens=True)
              for row, n in zip(r.tokens_NxT, r.lengths_N)]
     rows = [{"id": p.id, "completion": t} for p, t in zip(np.repeat(chunk, k), texts)]
-    res = evaluator.evaluate({p.id: p for p in chunk}, rows)
+    res = evaluator.evaluate({p.id: p for p in chunk}, rows[rollout_lib.own_rows(len(rows))])
+    res = rollout_lib.exchange_results([res])[0]
     samples += rows
     results += res
     passed += [x.verdict == "pass" for x in res]

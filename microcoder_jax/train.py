@@ -19,10 +19,10 @@ import sys
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from absl import app, flags
 from absl import logging as absl_logging
 from flax import nnx
+from jax.sharding import NamedSharding, PartitionSpec as P
 from ml_collections import config_flags
 from tqdm import tqdm
 
@@ -95,6 +95,20 @@ def encode_all(tokenizer, problems, c):
   return kept, ids
 
 
+def init_distributed() -> None:
+  """Multi-controller start. TPU VMs and Slurm/MPI clusters are auto-detected;
+  elsewhere set JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID.
+  Multi-process CPU runs (tests, loopback rehearsals) need gloo collectives."""
+  env = os.environ
+  kwargs = {}
+  if env.get("JAX_NUM_PROCESSES"):
+    kwargs = dict(num_processes=int(env["JAX_NUM_PROCESSES"]),
+                  process_id=int(env["JAX_PROCESS_ID"]))
+  if env.get("JAX_PLATFORMS", "").strip() == "cpu":
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+  jax.distributed.initialize(**kwargs)
+
+
 def main(argv):
   del argv
   c, workdir = FLAGS.config, FLAGS.workdir
@@ -103,13 +117,15 @@ def main(argv):
   absl_logging.set_verbosity(absl_logging.WARNING)  # orbax logs every file at INFO
   logging.getLogger("microcoder_jax").setLevel(logging.INFO)
   if c.multihost or os.environ.get("JAX_COORDINATOR_ADDRESS"):
-    jax.distributed.initialize()
+    init_distributed()
   validate(c)
   os.makedirs(workdir, exist_ok=True)
   is_main = jax.process_index() == 0
 
   # ----------------------------------------------------------------- mesh
   mesh = sharding.make_mesh(c.mesh)
+  multiprocess = jax.process_count() > 1
+  replicated = NamedSharding(mesh, P())
   log.info("mesh %s over %d %s devices", dict(mesh.shape), mesh.size,
            jax.devices()[0].platform)
 
@@ -238,13 +254,15 @@ def main(argv):
           rows, valid = rollout_lib.dynamic_sampling_rows(
               scored.rewards_N, c.rollout.group_size, c.rollout.train_batch_size)
           batch = rollout_lib.select_rows(batch, rows, valid)
-        batch = rollout_lib.to_device(batch)
+        # Every process holds the same host batch; with several processes it
+        # becomes one replicated global array (jnp.asarray would be local).
+        batch = rollout_lib.to_device(batch, replicated if multiprocess else None)
       with timer("logprobs"):
         if c.rl.old_logps == "trainer":
           old = recompute_logps(state.params, batch)
-          valid = batch.loss_mask_NxT > 0
-          logp_diff = float(np.abs(np.asarray(old - batch.old_logp_NxT))[np.asarray(valid)]
-                            .max(initial=0.0))
+          # Reduced on device: the arrays may span processes.
+          logp_diff = float(jnp.max(jnp.where(batch.loss_mask_NxT > 0,
+                                              jnp.abs(old - batch.old_logp_NxT), 0.0)))
           batch = batch.replace(old_logp_NxT=old)
         if ref_params is not None:
           batch = batch.replace(ref_logp_NxT=recompute_logps(ref_params, batch))

@@ -1,0 +1,187 @@
+"""Two JAX processes x 4 CPU devices == one process x 8 devices, for a train step.
+
+The closest this machine gets to a TPU pod: `jax.distributed` on a localhost
+coordinator, gloo CPU collectives, one global ("fsdp", "tensor") = (4, 2) mesh
+over 8 devices. Each run goes through the trainer's own pieces: the sharded
+sampler, `rollout.generate_and_judge` (each process judges only its own rows
+with the real Evaluator; verdicts are exchanged), `score`, `assemble`,
+`to_device`, the old-log-prob recompute, the jitted `update_step`, and then the
+held-out evaluation `evals.run_eval` with the updated parameters.
+
+The file is also the worker: `python test_multiprocess.py WORKER_ARGS...`.
+"""
+
+import hashlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+TIMEOUT_S = 240
+
+# Four copies of one task with distinct ids; the tokenizer wrapper below turns
+# sampled token rows into a passing, a failing or a code-free completion, so the
+# rewards (and hence the update) depend on every row's verdict landing on the
+# right row after the exchange.
+PROBLEMS = [{"id": f"echo_{i}", "question": "Print the input line.",
+             "tests": [{"input": f"{i} {j}\n", "output": f"{i} {j}\n"} for j in range(2)]}
+            for i in range(4)]
+PASS = "```python\nprint(input())\n```"
+FAIL = "```python\nprint(1 // 0)\n```"
+
+
+class _VerdictTokenizer:
+  """Wraps the tiny tokenizer: decode maps a token row to PASS / FAIL / text."""
+
+  def __init__(self, tok):
+    self.tok = tok
+
+  def decode(self, ids, skip_special_tokens=True):
+    h = int(hashlib.sha256(np.asarray(ids, np.int64).tobytes()).hexdigest(), 16) % 3
+    return (PASS, FAIL, self.tok.decode(ids, skip_special_tokens=skip_special_tokens))[h]
+
+
+def worker(process_id: int, num_processes: int, port: int, out: str) -> None:
+  import jax  # pylint: disable=g-import-not-at-top
+  if num_processes > 1:
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(coordinator_address=f"localhost:{port}",
+                               num_processes=num_processes, process_id=process_id,
+                               initialization_timeout=120)
+  import functools  # pylint: disable=g-import-not-at-top
+  import jax.numpy as jnp
+  import optax
+  from flax import nnx
+  from jax.experimental import multihost_utils
+  from jax.sharding import NamedSharding, PartitionSpec as P
+  from microcoder_jax import config_lib, evals, sharding
+  from microcoder_jax.data import tiny_tokenizer
+  from microcoder_jax.evaluator import Evaluator, parse_problem
+  from microcoder_jax.models import get_preset, init_model
+  from microcoder_jax.rl import rollout as rollout_lib
+  from microcoder_jax.rl import step as step_lib
+  from microcoder_jax.sampling import Sampler
+
+  assert jax.device_count() == 8 and jax.process_count() == num_processes
+  mesh = sharding.make_mesh({"fsdp": 4, "tensor": 2})
+  tok = tiny_tokenizer.load()
+  problems = [parse_problem(p) for p in PROBLEMS]
+  prompt_ids = [tok.encode(f"problem {i}: print the input line.") for i in range(4)]
+  model = init_model(get_preset("tiny", vocab_size=len(tok)), seed=0, mesh=mesh)
+  graphdef, params = nnx.split(model)
+  optimizer = optax.sgd(1.0)  # deltas are the gradients (see test_train.py)
+  rl_cfg = config_lib.base_config("microcoder_grpo", "runlocal").rl
+  loss_cfg = step_lib.LossConfig(micro_batch_size=8, logprob_chunk=64)
+  update = jax.jit(functools.partial(step_lib.update_step, graphdef=graphdef,
+                                     optimizer=optimizer, cfg=loss_cfg), donate_argnums=0)
+  recompute = jax.jit(functools.partial(step_lib.sequence_logprobs, graphdef, chunk=64))
+  sampler = Sampler(model, stop_ids=(tok.eos_token_id,), pad_id=tok.pad_token_id or 0,
+                    mesh=mesh)
+  key = jax.random.key(0)
+  with Evaluator(workers=1, timeout_s=2.0, memory_mb=512) as evaluator, \
+       sharding.use_mesh(mesh):
+    state = step_lib.TrainState(params, jax.jit(optimizer.init)(params),
+                                jnp.zeros((), jnp.int32))
+    judged = rollout_lib.generate_and_judge(
+        sampler, state.params, evaluator, _VerdictTokenizer(tok), problems, prompt_ids,
+        group_size=4, max_new_tokens=12, temperature=1.2, rng=key, chunks=2)
+    scored = rollout_lib.score(judged, group_size=4, max_new_tokens=12, rl_cfg=rl_cfg,
+                               key=jax.random.fold_in(key, 1))
+    batch = rollout_lib.assemble(judged.rollout, scored)
+    multi = jax.process_count() > 1
+    batch = rollout_lib.to_device(batch, NamedSharding(mesh, P()) if multi else None)
+    old = recompute(state.params, batch)
+    logp_diff = float(jnp.max(jnp.where(batch.loss_mask_NxT > 0,
+                                        jnp.abs(old - batch.old_logp_NxT), 0.0)))
+    batch = batch.replace(old_logp_NxT=old)
+    state, metrics = update(state, batch)
+    metrics = jax.device_get(metrics)
+    # Held-out evaluation with the updated policy (`evals.run_eval`, as the trainer).
+    heldout, _, _, heldout_results = evals.run_eval(
+        sampler, state.params, evaluator, _VerdictTokenizer(tok), problems, prompt_ids,
+        k=2, max_new_tokens=8, temperature=1.0, top_p=1.0, rng=jax.random.fold_in(key, 2))
+  flat = {}
+  for path, var in nnx.to_flat_state(state.params):
+    value = var.get_value()
+    if not value.is_fully_addressable:
+      value = multihost_utils.process_allgather(value, tiled=True)
+    flat["param/" + "/".join(map(str, path))] = np.asarray(value)
+  np.savez(out, **flat, tokens=judged.rollout.tokens_NxT, rewards=scored.rewards_N,
+           advantages=scored.advantages_N,
+           verdicts=np.array([r.verdict for r in judged.results]),
+           samples=np.array([r.sample for r in judged.results]),
+           heldout_verdicts=np.array([r.verdict for r in heldout_results]),
+           heldout_pass=heldout["heldout/pass@1"],
+           loss=float(metrics["loss"]), grad_norm=float(metrics["grad_norm"]),
+           logp_diff=logp_diff)
+  if multi:  # nobody leaves before everyone has written
+    multihost_utils.sync_global_devices("done")
+
+
+# -------------------------------------------------------------------- test
+def _free_port() -> int:
+  with socket.socket() as s:
+    s.bind(("localhost", 0))
+    return s.getsockname()[1]
+
+
+def _spawn(args, devices: int, log):
+  env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONHASHSEED="0",
+             XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
+  return subprocess.Popen([sys.executable, __file__, *map(str, args)], cwd=ROOT, env=env,
+                          stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def test_two_processes_match_one_process(tmp_path):
+  port = _free_port()
+  runs = {"single": ([0, 1, 0], 8), "p0": ([0, 2, port], 4), "p1": ([1, 2, port], 4)}
+  procs, logs = {}, {}
+  deadline = time.monotonic() + TIMEOUT_S
+  try:
+    for name, (args, devices) in runs.items():
+      logs[name] = open(tmp_path / f"{name}.log", "w")
+      procs[name] = _spawn([*args, tmp_path / f"{name}.npz"], devices, logs[name])
+    # Wait for all; stop early if one fails (its partner would block in a collective).
+    while any(p.poll() is None for p in procs.values()):
+      failed = [n for n, p in procs.items() if p.poll() not in (None, 0)]
+      assert not failed and time.monotonic() < deadline, \
+          f"{failed or 'not finished'} after {time.monotonic() - deadline + TIMEOUT_S:.0f} s"
+      time.sleep(0.2)
+  except AssertionError as e:
+    out = {n: (tmp_path / f"{n}.log").read_text()[-3000:] for n in procs}
+    raise AssertionError(f"{e}\n" + "\n".join(f"--- {n}:\n{t}" for n, t in out.items())) from None
+  finally:
+    for p in procs.values():  # our own children and their process groups only
+      if p.poll() is None:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
+    for f in logs.values():
+      f.close()
+  for name, p in procs.items():
+    assert p.returncode == 0, f"{name} failed:\n{(tmp_path / f'{name}.log').read_text()[-4000:]}"
+
+  want = np.load(tmp_path / "single.npz")
+  verdicts = set(want["verdicts"].tolist())
+  assert {"pass", "runtime_error"} <= verdicts, verdicts  # mixed rewards, real judging
+  assert float(want["grad_norm"]) > 0
+  for name in ("p0", "p1"):
+    got = np.load(tmp_path / f"{name}.npz")
+    assert set(got.files) == set(want.files)
+    for k in ("tokens", "verdicts", "samples", "rewards", "heldout_verdicts", "heldout_pass"):
+      np.testing.assert_array_equal(got[k], want[k], err_msg=f"{name} {k}")
+    np.testing.assert_allclose(got["advantages"], want["advantages"], rtol=1e-6, atol=1e-7)
+    for k in ("loss", "grad_norm", "logp_diff"):
+      np.testing.assert_allclose(got[k], want[k], rtol=1e-5, atol=1e-7, err_msg=f"{name} {k}")
+    for k in want.files:
+      if k.startswith("param/"):
+        np.testing.assert_allclose(got[k], want[k], rtol=0, atol=1e-6, err_msg=f"{name} {k}")
+
+
+if __name__ == "__main__":
+  worker(int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])
