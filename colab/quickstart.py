@@ -47,14 +47,14 @@ print("microcoder_jax checkout:", ROOT)
 # %% [markdown]
 # The trainer is a command-line program (`python -m microcoder_jax.train`), so the
 # next cell runs it as one and streams its output. CI runs this notebook with
-# `MICROCODER_NOTEBOOK_CI=1`, which trains for one step instead of eight.
+# `MICROCODER_NOTEBOOK_CI=1`, which trains for one step instead of twenty.
 
 # %%
 # @title Train: `configs/demo.py`
 import jax
 
 CI = os.environ.get("MICROCODER_NOTEBOOK_CI") == "1"
-STEPS = 1 if CI else 8  # @param {type:"integer"}
+STEPS = 1 if CI else 20  # @param {type:"integer"}
 WORKDIR = os.path.abspath(os.environ.get("MICROCODER_NOTEBOOK_WORKDIR", "runs/quickstart"))
 print("JAX devices:", jax.devices())
 
@@ -71,7 +71,9 @@ def stream(cmd):
 
 stream([sys.executable, "-m", "microcoder_jax.train",
         f"--config={ROOT}/configs/demo.py:steps={STEPS}", f"--workdir={WORKDIR}",
-        *(["--config.eval.max_problems=4"] if CI else [])])
+        *(["--config.eval.max_problems=4", "--config.rollout.train_batch_size=4",
+           "--config.rollout.group_size=4", "--config.ppo_mini_batch_size=2"]
+          if CI else [])])
 
 # %% [markdown]
 # The run wrote `curves.png` (held-out accuracy, response length and diversity per

@@ -48,7 +48,7 @@ def _word(rng: random.Random) -> str:
 
 # ----------------------------------------------------------------- families
 def _linear() -> Iterator[Spec]:
-  for a, b in itertools.product(range(1, 8), range(0, 6)):
+  for a, b in itertools.product(range(1, 10), range(0, 10)):
     yield Spec(
         f"linear-{a}-{b}", "linear", "easy",
         f"Read an integer x. Print {a}*x+{b}.",
@@ -71,7 +71,7 @@ def _string_ops() -> Iterator[Spec]:
     yield Spec(f"string-{name}", "string", "easy",
                f"Read a string s. Print {text}.", f"s=input()\n{code}",
                _word, lambda s, fn=fn: fn(s.strip()) + "\n")
-  for k in range(2, 6):
+  for k in range(2, 10):
     yield Spec(f"string-repeat-{k}", "string", "easy",
                f"Read a string s. Print s repeated {k} times.",
                f"s=input()\nprint(s*{k})", _word,
@@ -101,12 +101,12 @@ def _list_ops() -> Iterator[Spec]:
   for name, (text, code, fn) in _LIST_OPS.items():
     yield Spec(f"list-{name}", "list", "medium", f"{head}{text}.", read + code,
                _list_input, lambda s, fn=fn: f"{fn(_ints(s.split(chr(10))[1]))}\n")
-  for k in range(-2, 4):
+  for k in range(-5, 6):
     yield Spec(f"list-sumgt-{k}", "list", "medium",
                f"{head}the sum of the numbers greater than {k}.",
                read + f"print(sum(v for v in a if v>{k}))", _list_input,
                lambda s, k=k: f"{sum(v for v in _ints(s.split(chr(10))[1]) if v > k)}\n")
-  for k in range(2, 5):
+  for k in range(2, 8):
     yield Spec(f"list-countdiv-{k}", "list", "medium",
                f"{head}how many of the numbers are divisible by {k}.",
                read + f"print(sum(1 for v in a if v%{k}==0))", _list_input,
@@ -120,14 +120,14 @@ def _list_ops() -> Iterator[Spec]:
 
 
 def _loops() -> Iterator[Spec]:
-  for k in range(2, 8):
+  for k in range(2, 13):
     yield Spec(f"divcount-{k}", "loops", "hard",
                f"Read an integer n. Print how many integers from 1 to n are "
                f"divisible by {k}.",
                f"n=int(input())\nprint(n//{k})",
                lambda r: f"{r.randint(1, 200)}\n",
                lambda s, k=k: f"{int(s) // k}\n")
-  for a, b in ((2, 3), (3, 5), (2, 5), (3, 4)):
+  for a, b in ((2, 3), (3, 5), (2, 5), (3, 4), (2, 7), (3, 7), (4, 5), (5, 7)):
     yield Spec(
         f"fizz-{a}-{b}", "loops", "hard",
         f"Read an integer n. For each i from 1 to n print Fizz if i is divisible "
@@ -138,7 +138,7 @@ def _loops() -> Iterator[Spec]:
         lambda s, a=a, b=b: "".join(
             "Fizz\n" if i % a == 0 else "Buzz\n" if i % b == 0 else f"{i}\n"
             for i in range(1, int(s) + 1)))
-  for k in range(1, 5):
+  for k in range(1, 10):
     yield Spec(f"triangle-{k}", "loops", "hard",
                f"Read an integer n. Print the sum of i*{k} for i from 1 to n.",
                f"n=int(input())\nprint(sum(i*{k} for i in range(1,n+1)))",
