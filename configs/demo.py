@@ -30,7 +30,7 @@ def get_config(arg=None):
   c.rollout.update(train_batch_size=8, group_size=8, max_response_length="64",
                    temperature="1.0", chunks=2, max_gen_batches=3)
   c.ppo_mini_batch_size, c.micro_batch_size, c.logprob_chunk = 4, 32, 512
-  c.optim.update(lr=1e-4, warmup_steps=0)
+  c.optim.update(lr=3e-5, warmup_steps=0)
   c.rl.ctm.repeat_window = 16  # m, scaled to L_max = 64
   if a.rho >= 0:
     c.rl.ctm.update(rho=a.rho, enabled=True)
