@@ -97,8 +97,11 @@ def claims(s) -> list[str]:
                                                  "rho=0", "rho=1"))
   out = []
 
-  def says(ok, text):
-    out.append(f"- {'holds' if ok else 'does not hold'}: {text}")
+  def says(ok, text, diff=None, tol=0.0):
+    if diff is not None and abs(diff) <= tol:
+      out.append(f"- inconclusive (difference {diff:+.3g} within ±{tol:g}): {text}")
+    else:
+      out.append(f"- {'holds' if ok else 'does not hold'}: {text}")
 
   if mc:
     spread = max(abs(mc["delta_min"] - mc["delta"]), abs(mc["delta_max"] - mc["delta"]))
@@ -113,9 +116,11 @@ def claims(s) -> list[str]:
          "higher ρ masks more truncated responses "
          f"(masked fraction {r0['masked']:.3f} / {mc['masked']:.3f} / {r1['masked']:.3f})")
     says(r1["length"] > r0["length"], "masking truncated responses grows response length "
-         f"({r0['length']:.1f} tokens at ρ=0 vs {r1['length']:.1f} at ρ=1)")
+         f"({r0['length']:.1f} tokens at ρ=0 vs {r1['length']:.1f} at ρ=1)",
+         r1["length"] - r0["length"], tol=1.0)
     says(r1["diversity"] < r0["diversity"], "masking all truncated responses lowers "
-         f"diversity ({r0['diversity']:.3f} at ρ=0 vs {r1['diversity']:.3f} at ρ=1)")
+         f"diversity ({r0['diversity']:.3f} at ρ=0 vs {r1['diversity']:.3f} at ρ=1)",
+         r1["diversity"] - r0["diversity"], tol=0.01)
   return out
 
 
