@@ -165,16 +165,16 @@ def process(cands, cfg: CurateConfig, ledger: Ledger):
 
 
 def _explicit_io(cand) -> None:
-  """Every test carries its type; functional problems get a starter stub."""
+  """Every test carries its type; functional problems get starter code."""
   row = cand.row
   mode = row["tests"][0].get("testtype", "stdin")
   for t in row["tests"]:
     t["testtype"] = mode
   row["io_format"] = mode
   if mode == "functional" and not row.get("starter_code"):
-    stub = next((s for s in (sources.starter_from_reference(r, row["fn_name"])
+    starter = next((s for s in (sources.starter_from_reference(r, row["fn_name"])
                              for r in cand.refs) if s), "")
-    row["starter_code"] = stub or f"def {row['fn_name']}(*args):\n    "
+    row["starter_code"] = starter or f"def {row['fn_name']}(*args):\n    "
 
 
 # ----------------------------------------------------------------- verify

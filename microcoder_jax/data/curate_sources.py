@@ -308,7 +308,7 @@ def normalise_date(value) -> str:
 
 
 def starter_from_reference(code: str, fn_name: str) -> str:
-  """A starter stub with the reference's signature (a method or a function)."""
+  """Starter code with the reference's signature (a method or a function)."""
   try:
     tree = ast.parse(code)
   except SyntaxError:

@@ -197,12 +197,7 @@ def _kill_strays(pidns: bool) -> None:
       sandbox.kill_children_of(os.getpid())
   except OSError:
     pass
-  while True:
-    try:
-      if os.waitpid(-1, os.WNOHANG)[0] == 0:
-        break
-    except ChildProcessError:
-      break
+  sandbox.reap_zombies()
 
 
 def memfd(name: str, data: bytes = b"") -> int:

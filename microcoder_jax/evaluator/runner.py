@@ -194,17 +194,10 @@ class Worker:
       while (sandbox.kill_children_of(os.getpid()) +
              sandbox.kill_uid(self.caps["uid"])) and (
                  time.monotonic() < deadline):
-        self._reap_zombies()
+        sandbox.reap_zombies()
         time.sleep(0.002)
-    self._reap_zombies()
+    sandbox.reap_zombies()
 
-  def _reap_zombies(self) -> None:
-    while True:
-      try:
-        if os.waitpid(-1, os.WNOHANG)[0] == 0:
-          break
-      except ChildProcessError:
-        break
 
 
 def isolation_names(caps: dict) -> list:

@@ -65,6 +65,16 @@ def set_pdeathsig(sig: int = 9) -> None:
   prctl(_PR_SET_PDEATHSIG, sig)
 
 
+def reap_zombies() -> None:
+  """Collects every exited child without blocking."""
+  while True:
+    try:
+      if os.waitpid(-1, os.WNOHANG)[0] == 0:
+        break
+    except ChildProcessError:
+      break
+
+
 def set_subreaper() -> None:
   prctl(_PR_SET_CHILD_SUBREAPER, 1)
 
