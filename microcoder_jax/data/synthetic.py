@@ -18,6 +18,7 @@ import itertools
 import json
 import os
 import random
+import string
 from typing import Callable, Iterator
 
 
@@ -42,19 +43,27 @@ def _list_input(rng: random.Random, lo=-20, hi=20, max_n=8) -> str:
   return f"{n}\n{' '.join(str(rng.randint(lo, hi)) for _ in range(n))}\n"
 
 
-def _word(rng: random.Random) -> str:
-  return "".join(rng.choice("abcdexyz") for _ in range(rng.randint(1, 9))) + "\n"
+def _word(rng: random.Random, letters: str = "abcdexyz") -> str:
+  return "".join(rng.choice(letters) for _ in range(rng.randint(1, 9))) + "\n"
 
 
 # ----------------------------------------------------------------- families
 def _linear() -> Iterator[Spec]:
-  for a, b in itertools.product(range(1, 10), range(0, 10)):
+  for a, b in itertools.product(range(2, 14), range(0, 13)):
     yield Spec(
         f"linear-{a}-{b}", "linear", "easy",
         f"Read an integer x. Print {a}*x+{b}.",
         f"x=int(input())\nprint({a}*x+{b})",
         lambda r: f"{r.randint(-50, 50)}\n",
         lambda s, a=a, b=b: f"{a * int(s) + b}\n")
+
+
+def _modulo() -> Iterator[Spec]:
+  for k in range(2, 41):
+    yield Spec(
+        f"mod-{k}", "modulo", "easy", f"Read an integer x. Print x modulo {k}.",
+        f"x=int(input())\nprint(x%{k})", lambda r: f"{r.randint(0, 999)}\n",
+        lambda s, k=k: f"{int(s) % k}\n")
 
 
 _STRING_OPS = {
@@ -71,7 +80,7 @@ def _string_ops() -> Iterator[Spec]:
     yield Spec(f"string-{name}", "string", "easy",
                f"Read a string s. Print {text}.", f"s=input()\n{code}",
                _word, lambda s, fn=fn: fn(s.strip()) + "\n")
-  for k in range(2, 10):
+  for k in range(2, 21):
     yield Spec(f"string-repeat-{k}", "string", "easy",
                f"Read a string s. Print s repeated {k} times.",
                f"s=input()\nprint(s*{k})", _word,
@@ -79,10 +88,11 @@ def _string_ops() -> Iterator[Spec]:
 
 
 def _count_char() -> Iterator[Spec]:
-  for c in "abcdexyz":
+  for c in string.ascii_lowercase:
     yield Spec(f"count-{c}", "count", "easy",
                f"Read a string s. Print how many times the letter {c} occurs in s.",
-               f"s=input()\nprint(s.count('{c}'))", _word,
+               f"s=input()\nprint(s.count('{c}'))",
+               lambda r, c=c: _word(r, "abcdexyz" + c * 3),
                lambda s, c=c: f"{s.strip().count(c)}\n")
 
 
@@ -101,12 +111,12 @@ def _list_ops() -> Iterator[Spec]:
   for name, (text, code, fn) in _LIST_OPS.items():
     yield Spec(f"list-{name}", "list", "medium", f"{head}{text}.", read + code,
                _list_input, lambda s, fn=fn: f"{fn(_ints(s.split(chr(10))[1]))}\n")
-  for k in range(-5, 6):
+  for k in range(-20, 21):
     yield Spec(f"list-sumgt-{k}", "list", "medium",
                f"{head}the sum of the numbers greater than {k}.",
                read + f"print(sum(v for v in a if v>{k}))", _list_input,
                lambda s, k=k: f"{sum(v for v in _ints(s.split(chr(10))[1]) if v > k)}\n")
-  for k in range(2, 8):
+  for k in range(2, 21):
     yield Spec(f"list-countdiv-{k}", "list", "medium",
                f"{head}how many of the numbers are divisible by {k}.",
                read + f"print(sum(1 for v in a if v%{k}==0))", _list_input,
@@ -120,14 +130,14 @@ def _list_ops() -> Iterator[Spec]:
 
 
 def _loops() -> Iterator[Spec]:
-  for k in range(2, 13):
+  for k in range(2, 51):
     yield Spec(f"divcount-{k}", "loops", "hard",
                f"Read an integer n. Print how many integers from 1 to n are "
                f"divisible by {k}.",
                f"n=int(input())\nprint(n//{k})",
-               lambda r: f"{r.randint(1, 200)}\n",
+               lambda r: f"{r.randint(1, 500)}\n",
                lambda s, k=k: f"{int(s) // k}\n")
-  for a, b in ((2, 3), (3, 5), (2, 5), (3, 4), (2, 7), (3, 7), (4, 5), (5, 7)):
+  for a, b in itertools.permutations(range(2, 10), 2):
     yield Spec(
         f"fizz-{a}-{b}", "loops", "hard",
         f"Read an integer n. For each i from 1 to n print Fizz if i is divisible "
@@ -138,7 +148,7 @@ def _loops() -> Iterator[Spec]:
         lambda s, a=a, b=b: "".join(
             "Fizz\n" if i % a == 0 else "Buzz\n" if i % b == 0 else f"{i}\n"
             for i in range(1, int(s) + 1)))
-  for k in range(1, 10):
+  for k in range(1, 41):
     yield Spec(f"triangle-{k}", "loops", "hard",
                f"Read an integer n. Print the sum of i*{k} for i from 1 to n.",
                f"n=int(input())\nprint(sum(i*{k} for i in range(1,n+1)))",
@@ -146,7 +156,7 @@ def _loops() -> Iterator[Spec]:
                lambda s, k=k: f"{sum(i * k for i in range(1, int(s) + 1))}\n")
 
 
-FAMILIES = (_linear, _string_ops, _count_char, _list_ops, _loops)
+FAMILIES = (_linear, _modulo, _string_ops, _count_char, _list_ops, _loops)
 
 
 def all_specs() -> list[Spec]:

@@ -1,7 +1,8 @@
 """A small byte-level BPE tokenizer with a ChatML template, trained on bundled text.
 
-Tests and the CPU demo cannot download a tokenizer; this builds one from the
-bundled synthetic problems and their reference solutions, deterministically.
+Tests and the CPU demo cannot download a tokenizer; this builds one from a
+bundled corpus of synthetic problems and their reference solutions,
+deterministically.
 
     python -m microcoder_jax.data.tiny_tokenizer   # rewrites bundled/tiny_tokenizer
 """
@@ -15,7 +16,6 @@ import tokenizers
 import transformers
 from tokenizers import decoders, models, pre_tokenizers, trainers
 
-from microcoder_jax.data import prompts
 from microcoder_jax.data.datasets import BUNDLED_DIR
 
 SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
@@ -23,20 +23,19 @@ CHATML = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
     "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
 TOKENIZER_DIR = os.path.join(BUNDLED_DIR, "tiny_tokenizer")
+CORPUS = os.path.join(BUNDLED_DIR, "tokenizer_corpus.jsonl")
 
 
 def corpus() -> list[str]:
-  """Statements, format instructions and fenced solutions of bundled problems."""
-  texts = [prompts.STDIN_FORMAT, prompts.FUNCTIONAL_FORMAT, "system user assistant"]
-  for name in sorted(os.listdir(BUNDLED_DIR)):
-    if name.endswith(".jsonl"):
-      with open(os.path.join(BUNDLED_DIR, name)) as f:
-        for line in f:
-          row = json.loads(line)
-          texts.append(row.get("question", ""))
-          if row.get("reference_solution"):
-            texts.append(f"```python\n{row['reference_solution']}\n```")
-  return texts
+  """The fixed training texts: format instructions, statements, fenced solutions.
+
+  `bundled/tokenizer_corpus.jsonl` holds the statements and reference solutions
+  of the first synthetic problem set; it is kept fixed when the problem set
+  grows, so that rebuilding reproduces the bundled tokenizer (and the bundled
+  policy's vocabulary) exactly.
+  """
+  with open(CORPUS, encoding="utf-8") as f:
+    return [json.loads(line) for line in f]
 
 
 def build(vocab_size: int = 512) -> transformers.PreTrainedTokenizerFast:
