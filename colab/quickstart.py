@@ -4,11 +4,12 @@
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/your-org/microcoder_jax/blob/main/colab/quickstart.ipynb)
 #
 # **Target runtime: Colab's default CPU runtime** (Runtime → Change runtime type →
-# CPU). No accelerator is needed: the demo trains a tiny random Qwen3-style policy
-# on bundled synthetic stdin/stdout problems in a few minutes. The same cells run
-# unchanged on a TPU or GPU runtime.
+# CPU). No accelerator is needed: the demo trains the bundled warm-started
+# 1.6M-parameter Qwen3-style policy on synthetic stdin/stdout problems in a few
+# minutes, and its held-out pass@1 rises from about 54% (see docs/cpu_demo.md).
+# The same cells run unchanged on a TPU or GPU runtime.
 #
-# Steps: install from the repository, train 8 MicroCoder-GRPO steps (rollouts with
+# Steps: install from the repository, train 40 MicroCoder-GRPO steps (rollouts with
 # the KV-cache sampler, verdicts from the sandboxed evaluator, conditional
 # truncation masking, updates, checkpoints), show the curves, then judge the
 # trained policy on held-out problems. `your-org` in the links stands for the
@@ -54,7 +55,7 @@ print("microcoder_jax checkout:", ROOT)
 import jax
 
 CI = os.environ.get("MICROCODER_NOTEBOOK_CI") == "1"
-STEPS = 1 if CI else 20  # @param {type:"integer"}
+STEPS = 1 if CI else 40  # @param {type:"integer"}
 WORKDIR = os.path.abspath(os.environ.get("MICROCODER_NOTEBOOK_WORKDIR", "runs/quickstart"))
 print("JAX devices:", jax.devices())
 
@@ -99,6 +100,7 @@ with open(os.path.join(WORKDIR, "report.md")) as f:
 # %%
 # @title Evaluate the checkpoint
 stream([sys.executable, "-m", "microcoder_jax.benchmark", "--model", WORKDIR,
-        "--problems", "bundled:synthetic_heldout", "--samples-per-problem", "2",
-        "--max-new-tokens", "16" if CI else "48", "--max-problems", "4" if CI else "24",
+        "--problems", "bundled:synthetic_heldout",
+        "--samples-per-problem", "2" if CI else "4",
+        "--max-new-tokens", "16" if CI else "64", "--max-problems", "4" if CI else "0",
         "--out-dir", os.path.join(WORKDIR, "benchmark")])

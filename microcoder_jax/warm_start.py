@@ -6,13 +6,23 @@ Trains a ~1.6M-parameter Qwen3-style model from scratch, with the bundled
 tiny tokenizer, on (prompt, reference solution) pairs of the synthetic *train*
 split only, for a fixed small number of steps, so that the held-out pass rate
 starts clearly above zero but far from solved; RL then has room to improve it.
+
+The corpus is deliberately imperfect, as scraped human solutions are: each
+target independently carries each of `HABITS` (family-independent bugs such as
+labelling the answer) with probability `--noise`. The warm-started policy
+therefore mixes right and wrong habits in every task family. Rewards from the
+judge are the only signal that tells them apart, and because the habits are
+shared across families and parameters, what RL learns on train problems
+transfers to held-out ones. With `--noise 0` the corpus is clean.
+
 The result is written as a Hugging Face checkpoint (bfloat16, a few MB) plus
-the tokenizer, and the held-out pass@1 of the result is printed.
+the tokenizer, and the pass@1 of the result on both splits is printed.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import time
@@ -36,18 +46,53 @@ TINY_POLICY = ModelConfig(
     tie_word_embeddings=True, rope_theta=10000.0)
 
 
+# Family-independent bad habits of the warm-start corpus, like those of scraped
+# human solutions: each turns a correct reference solution into a wrong one.
+HABITS = {
+    # Strips a newline that `input()` has already removed: drops a character.
+    "strip_newline": lambda code: code.replace("input()", "input()[:-1]"),
+    # Labels the answer, which the judge's exact output comparison rejects.
+    "label_output": lambda code: code.replace("print(", "print('Answer:',"),
+}
+
+
+def with_habits(code: str, habits) -> str:
+  for name in habits:
+    code = HABITS[name](code)
+  return code
+
+
 def sft_examples(tokenizer, split: str):
-  """(ids, loss mask) per train problem: prompt, then fenced solution + end."""
+  """Per train problem, (ids, loss mask) for the solution with each habit subset.
+
+  Returns a list over problems of dicts {habit subset (tuple): (ids, mask)}:
+  prompt, then the fenced solution + end token.
+  """
   path = os.path.join(datasets.BUNDLED_DIR, f"{split}.jsonl")
   with open(path) as f:
     refs = {r["id"]: r["reference_solution"] for r in map(json.loads, f)}
   end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+  subsets = [s for k in range(len(HABITS) + 1) for s in itertools.combinations(HABITS, k)]
   out = []
   for p in datasets.load_problems(path):
     prompt = prompts.encode_prompt(tokenizer, p)
-    answer = tokenizer(f"```python\n{refs[p.id]}\n```", add_special_tokens=False)["input_ids"]
-    answer = answer + [end]
-    out.append((prompt + answer, [0] * len(prompt) + [1] * len(answer)))
+    variants = {}
+    for habits in subsets:
+      code = with_habits(refs[p.id], habits)
+      answer = tokenizer(f"```python\n{code}\n```", add_special_tokens=False)["input_ids"]
+      answer = answer + [end]
+      variants[habits] = (prompt + answer, [0] * len(prompt) + [1] * len(answer))
+    out.append(variants)
+  return out
+
+
+def draw_batch(examples, batch: int, noise: float, rng: np.random.Generator):
+  """Random problems; each habit independently present with probability `noise`."""
+  picks = rng.choice(len(examples), batch, replace=False)
+  out = []
+  for j in picks:
+    habits = tuple(h for h in HABITS if rng.random() < noise)
+    out.append(examples[j][habits])
   return out
 
 
@@ -60,9 +105,9 @@ def pad_batch(examples, length: int, pad_id: int):
   return ids, attn, loss
 
 
-def train(tokenizer, *, steps: int, batch: int, lr: float, seed: int):
+def train(tokenizer, *, steps: int, batch: int, lr: float, seed: int, noise: float):
   examples = sft_examples(tokenizer, "synthetic_train")
-  length = max(len(x) for x, _ in examples)
+  length = max(len(x) for ex in examples for x, _ in ex.values())
   cfg = TINY_POLICY.replace(vocab_size=len(tokenizer))
   model = init_model(cfg, seed=seed)
   graphdef, params = nnx.split(model)
@@ -87,10 +132,9 @@ def train(tokenizer, *, steps: int, batch: int, lr: float, seed: int):
   rng = np.random.default_rng(seed)
   pad = tokenizer.pad_token_id
   for i in range(steps):
-    pick = rng.choice(len(examples), batch, replace=False)
+    drawn = draw_batch(examples, batch, noise, rng)
     params, opt_state, loss = step(params, opt_state,
-                                   *map(jnp.asarray, pad_batch([examples[j] for j in pick],
-                                                               length, pad)))
+                                   *map(jnp.asarray, pad_batch(drawn, length, pad)))
     if i % 50 == 0 or i == steps - 1:
       print(f"step {i:4d} loss {float(loss):.3f}", flush=True)
   return nnx.merge(graphdef, params)
@@ -117,10 +161,13 @@ def main():
   parser.add_argument("--batch", type=int, default=16)
   parser.add_argument("--lr", type=float, default=3e-3)
   parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--noise", type=float, default=0.3,
+                      help="probability of each bad habit in a warm-start target")
   args = parser.parse_args()
   tokenizer = tiny_tokenizer.load()
   t0 = time.perf_counter()
-  model = train(tokenizer, steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed)
+  model = train(tokenizer, steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed,
+                noise=args.noise)
   print(f"trained {args.steps} steps in {time.perf_counter() - t0:.0f}s")
   save_pretrained(model, args.out, tokenizer=tokenizer, dtype="bfloat16")
   for split in ("synthetic_train", "synthetic_heldout"):
