@@ -106,13 +106,15 @@ def pad_batch(examples, length: int, pad_id: int):
 
 
 def train(tokenizer, *, steps: int, batch: int, lr: float, seed: int, noise: float):
+  """Supervised fine-tuning from scratch; returns (model, per-step losses)."""
   examples = sft_examples(tokenizer, "synthetic_train")
   length = max(len(x) for ex in examples for x, _ in ex.values())
   cfg = TINY_POLICY.replace(vocab_size=len(tokenizer))
   model = init_model(cfg, seed=seed)
   graphdef, params = nnx.split(model)
   opt = optax.chain(optax.clip_by_global_norm(1.0), optax.adamw(
-      optax.warmup_cosine_decay_schedule(0.0, lr, 20, steps, lr * 0.1), weight_decay=0.01))
+      optax.warmup_cosine_decay_schedule(
+      0.0, lr, min(20, max(1, steps // 10)), steps, lr * 0.1), weight_decay=0.01))
   opt_state = opt.init(params)
 
   def loss_fn(params, ids, attn, loss_mask):
@@ -131,13 +133,15 @@ def train(tokenizer, *, steps: int, batch: int, lr: float, seed: int, noise: flo
 
   rng = np.random.default_rng(seed)
   pad = tokenizer.pad_token_id
+  losses = []
   for i in range(steps):
     drawn = draw_batch(examples, batch, noise, rng)
     params, opt_state, loss = step(params, opt_state,
                                    *map(jnp.asarray, pad_batch(drawn, length, pad)))
+    losses.append(loss)
     if i % 50 == 0 or i == steps - 1:
       print(f"step {i:4d} loss {float(loss):.3f}", flush=True)
-  return nnx.merge(graphdef, params)
+  return nnx.merge(graphdef, params), np.asarray(jax.device_get(losses))
 
 
 def heldout_pass_rate(model, tokenizer, *, k=4, temperature=0.6, seed=0,
@@ -166,7 +170,7 @@ def main():
   args = parser.parse_args()
   tokenizer = tiny_tokenizer.load()
   t0 = time.perf_counter()
-  model = train(tokenizer, steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed,
+  model, _ = train(tokenizer, steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed,
                 noise=args.noise)
   print(f"trained {args.steps} steps in {time.perf_counter() - t0:.0f}s")
   save_pretrained(model, args.out, tokenizer=tokenizer, dtype="bfloat16")

@@ -80,3 +80,11 @@ def test_tokenizer_rebuild_reproduces_the_bundled_one():
   built, bundled = tiny_tokenizer.build(), tiny_tokenizer.load()
   assert built.get_vocab() == bundled.get_vocab()
   assert built.backend_tokenizer.to_str() == bundled.backend_tokenizer.to_str()
+
+
+def test_warm_start_learns_the_train_split():
+  model, losses = warm_start.train(tiny_tokenizer.load(), steps=12, batch=8, lr=3e-3,
+                                   seed=0, noise=0.3)
+  assert losses.shape == (12,) and np.isfinite(losses).all()
+  assert losses[-3:].mean() < 0.7 * losses[:3].mean(), losses
+  assert model.cfg.vocab_size == len(tiny_tokenizer.load())
