@@ -14,7 +14,8 @@ def _run(pass_rates, length=30.0, diversity=0.2, masked=0.0):
   for i, p in enumerate(pass_rates):
     rows.append({"step": 10 * i, "heldout/pass@1": p})
     rows.append({"step": 10 * i + 1, "rollout/length_mean": length,
-                 "rollout/diversity": diversity, "ctm/masked_frac": masked})
+                 "rollout/diversity": diversity, "ctm/masked_frac": masked,
+                 "actor/clipfrac": 0.01})
   return rows
 
 
@@ -39,6 +40,10 @@ def test_claims_hold_only_when_the_numbers_say_so():
   noisy = lc.summarise({"microcoder_grpo": [_run([0.5, 0.55]), _run([0.5, 0.75]),
                                             _run([0.5, 0.3])]})
   verdicts = lc.claims(noisy)
+  close = lc.summarise({"microcoder_grpo": [_run([0.5, 0.6]), _run([0.5, 0.7])],
+                        "grpo": [_run([0.5, 0.66])], "dapo": [_run([0.5, 0.6])]})
+  assert any(v.startswith("- inconclusive") and "final ordering" in v
+             for v in lc.claims(close)), lc.claims(close)
   assert verdicts[0].startswith("- does not hold: MicroCoder-GRPO improves"), verdicts
   assert verdicts[1].startswith("- does not hold: the mean improvement"), verdicts
   assert verdicts[2].startswith("- does not hold: training is stable"), verdicts
