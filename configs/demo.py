@@ -5,8 +5,8 @@ was fine-tuned on reference solutions of the synthetic train split only, 30% of
 them carrying each of two family-independent bad habits (see `warm_start.HABITS`);
 the held-out split uses unseen parameter settings of the same task families.
 A run takes about 5 minutes on 2 CPU cores; held-out pass@1 (113 problems x 4
-samples, T = 0.6) is measured every 10 steps and rises from about 54% to about
-65-69% (see benchmarks/README.md for the mean and spread over seeds):
+samples, T = 0.6) is measured every 10 steps and rises from about 52% to about
+68% (mean of seeds 0-2, +15 points; see docs/cpu_demo.md for the spread):
   python -m microcoder_jax.train --config=configs/demo.py --workdir=runs/demo
 Shorter, other objectives or a random init:
   python -m microcoder_jax.train --config=configs/demo.py:steps=2 --workdir=/tmp/demo
