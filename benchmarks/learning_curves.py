@@ -56,17 +56,17 @@ def series(rows: list[dict], key: str):
 def summarise(results: dict[str, list[list[dict]]]) -> dict[str, dict[str, float]]:
   out = {}
   for name, runs in results.items():
-    start = [series(r, "heldout/pass@1")[1][0] for r in runs]
-    end = [series(r, "heldout/pass@1")[1][-1] for r in runs]
-    delta = np.array(end) - np.array(start)
+    held = [series(r, "heldout/pass@1")[1] for r in runs]
+    start, end = np.array([h[0] for h in held]), np.array([h[-1] for h in held])
+    lowest = np.array([h.min() for h in held])
+    delta = end - start
     length = [series(r, "rollout/length_mean")[1][-5:].mean() for r in runs]
     div = [series(r, "rollout/diversity")[1][-5:].mean() for r in runs]
     masked = [series(r, "ctm/masked_frac")[1].mean() for r in runs]
     clipped = [series(r, "actor/clipfrac")[1].mean() for r in runs]
-    lowest = [series(r, "heldout/pass@1")[1].min() for r in runs]
     out[name] = dict(start=np.mean(start), start_std=np.std(start), end=np.mean(end),
                      end_std=np.std(end), end_range=np.ptp(end),
-                     dip=np.min(np.array(lowest) - np.array(start)),
+                     dip=np.min(lowest - start),
                      delta=delta.mean(), delta_min=delta.min(), delta_max=delta.max(),
                      length=np.mean(length), diversity=np.mean(div),
                      masked=np.mean(masked), clipfrac=np.mean(clipped), n=len(runs))

@@ -112,9 +112,10 @@ def train(tokenizer, *, steps: int, batch: int, lr: float, seed: int, noise: flo
   cfg = TINY_POLICY.replace(vocab_size=len(tokenizer))
   model = init_model(cfg, seed=seed)
   graphdef, params = nnx.split(model)
-  opt = optax.chain(optax.clip_by_global_norm(1.0), optax.adamw(
-      optax.warmup_cosine_decay_schedule(
-      0.0, lr, min(20, max(1, steps // 10)), steps, lr * 0.1), weight_decay=0.01))
+  warmup = min(20, max(1, steps // 10))
+  schedule = optax.warmup_cosine_decay_schedule(0.0, lr, warmup, steps, lr * 0.1)
+  opt = optax.chain(optax.clip_by_global_norm(1.0),
+                    optax.adamw(schedule, weight_decay=0.01))
   opt_state = opt.init(params)
 
   def loss_fn(params, ids, attn, loss_mask):
@@ -170,8 +171,8 @@ def main():
   args = parser.parse_args()
   tokenizer = tiny_tokenizer.load()
   t0 = time.perf_counter()
-  model, _ = train(tokenizer, steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed,
-                noise=args.noise)
+  model, _ = train(tokenizer, steps=args.steps, batch=args.batch, lr=args.lr,
+                   seed=args.seed, noise=args.noise)
   print(f"trained {args.steps} steps in {time.perf_counter() - t0:.0f}s")
   save_pretrained(model, args.out, tokenizer=tokenizer, dtype="bfloat16")
   for split in ("synthetic_train", "synthetic_heldout"):

@@ -62,7 +62,7 @@ def test_warm_start_batches_mix_habits_at_the_asked_rate():
   assert all(len(ex) == 2 ** len(warm_start.HABITS) for ex in examples)
   rng = np.random.default_rng(0)
   seen = collections.Counter()
-  clean = {ids for ex in examples for ids in [tuple(ex[()][0])]}
+  clean = {tuple(ex[()][0]) for ex in examples}
   for _ in range(50):
     for ids, mask in warm_start.draw_batch(examples, 16, 0.3, rng):
       assert len(ids) == len(mask) and sum(mask) > 0
