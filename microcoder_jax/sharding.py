@@ -12,6 +12,7 @@ Every parameter and key activation carries *logical* axis names (`embed`,
   mlp          tensor            act_vocab      tensor
   head_dim     -                 cache_batch    (data, fsdp)
   norm         -                 cache_kv_heads tensor
+  layers       -                 (stacked layers, scanned over)
 
 A mesh axis that does not divide a dimension is dropped for that array (it is
 replicated along that axis instead); `assert_params_sufficiently_sharded`
@@ -43,6 +44,7 @@ DEFAULT_RULES: LogicalRules = (
     ("head_dim", None),
     ("mlp", "tensor"),
     ("norm", None),
+    ("layers", None),  # stacked (scanned) layers: never sharded
     # activations
     ("act_batch", ("data", "fsdp")),
     ("act_length", None),
@@ -163,6 +165,10 @@ def active_mesh() -> Mesh | None:
   return _CTX.mesh
 
 
+def active_rules() -> LogicalRules:
+  return _CTX.rules
+
+
 def constrain(x: jax.Array, logical_axes: Sequence[str | None]) -> jax.Array:
   """`with_sharding_constraint` by logical names; a no-op without a mesh."""
   mesh = _CTX.mesh
@@ -196,7 +202,7 @@ def state_shardings(state: nnx.State, mesh: Mesh,
 
 def partition_specs(state: nnx.State, mesh: Mesh,
                     rules: LogicalRules = DEFAULT_RULES) -> dict[str, P]:
-  """`{"layers/0/attn/wq": PartitionSpec(...), ...}` for golden tables."""
+  """`{"layers/attn/wq_DxNxH": PartitionSpec(...), ...}` for golden tables."""
   shardings = state_shardings(state, mesh, rules)
   return {"/".join(map(str, path)): var.get_value().spec
           for path, var in nnx.to_flat_state(shardings)}

@@ -12,30 +12,31 @@ from microcoder_jax import sharding
 from microcoder_jax.models import from_pretrained, get_preset, init_model
 
 # Golden PartitionSpecs of the tiny model on the default mesh (all 8 devices on
-# fsdp) and on fsdp=4 x tensor=2.
+# fsdp) and on fsdp=4 x tensor=2. Decoder blocks are stacked along a leading,
+# never-sharded `layers` axis.
 _GOLDEN_DEFAULT = {
     "embed_VxD": P("tensor", "fsdp"),
     "final_norm/scale": P(),
-    "layers/0/attn/wq_DxNxH": P("fsdp", "tensor"),
-    "layers/0/attn/wk_DxKxH": P("fsdp", "tensor"),
-    "layers/0/attn/wv_DxKxH": P("fsdp", "tensor"),
-    "layers/0/attn/wo_NxHxD": P("tensor", None, "fsdp"),
-    "layers/0/attn/q_norm/scale": P(),
-    "layers/0/attn/k_norm/scale": P(),
-    "layers/0/input_norm/scale": P(),
-    "layers/0/post_attn_norm/scale": P(),
-    "layers/0/mlp/gate_DxF": P("fsdp", "tensor"),
-    "layers/0/mlp/up_DxF": P("fsdp", "tensor"),
-    "layers/0/mlp/down_FxD": P("tensor", "fsdp"),
+    "layers/attn/wq_DxNxH": P(None, "fsdp", "tensor"),
+    "layers/attn/wk_DxKxH": P(None, "fsdp", "tensor"),
+    "layers/attn/wv_DxKxH": P(None, "fsdp", "tensor"),
+    "layers/attn/wo_NxHxD": P(None, "tensor", None, "fsdp"),
+    "layers/attn/q_norm/scale": P(),
+    "layers/attn/k_norm/scale": P(),
+    "layers/input_norm/scale": P(),
+    "layers/post_attn_norm/scale": P(),
+    "layers/mlp/gate_DxF": P(None, "fsdp", "tensor"),
+    "layers/mlp/up_DxF": P(None, "fsdp", "tensor"),
+    "layers/mlp/down_FxD": P(None, "tensor", "fsdp"),
 }
 _GOLDEN_FSDP4_TP2 = {
     "embed_VxD": P("tensor", "fsdp"),
-    "layers/1/attn/wq_DxNxH": P("fsdp", "tensor"),
-    "layers/1/attn/wk_DxKxH": P("fsdp", "tensor"),
-    "layers/1/attn/wo_NxHxD": P("tensor", None, "fsdp"),
-    "layers/1/mlp/gate_DxF": P("fsdp", "tensor"),
-    "layers/1/mlp/down_FxD": P("tensor", "fsdp"),
-    "layers/1/post_attn_norm/scale": P(),
+    "layers/attn/wq_DxNxH": P(None, "fsdp", "tensor"),
+    "layers/attn/wk_DxKxH": P(None, "fsdp", "tensor"),
+    "layers/attn/wo_NxHxD": P(None, "tensor", None, "fsdp"),
+    "layers/mlp/gate_DxF": P(None, "fsdp", "tensor"),
+    "layers/mlp/down_FxD": P(None, "tensor", "fsdp"),
+    "layers/post_attn_norm/scale": P(),
 }
 
 
@@ -46,9 +47,7 @@ def _specs(mesh_axes):
 
 
 def test_golden_partition_specs_default_mesh():
-  specs = _specs({"fsdp": -1})
-  layer0 = {k: v for k, v in specs.items() if not k.startswith("layers/1/")}
-  assert layer0 == _GOLDEN_DEFAULT
+  assert _specs({"fsdp": -1}) == _GOLDEN_DEFAULT
 
 
 def test_golden_partition_specs_fsdp_tensor():
@@ -113,9 +112,9 @@ def test_sharded_init_matches_and_is_sharded():
   mesh = sharding.make_mesh({"fsdp": 4, "tensor": 2})
   sharded = init_model(cfg, seed=5, mesh=mesh)
   plain = init_model(cfg, seed=5)
-  wq = sharded.layers[0].attn.wq_DxNxH[...]
-  assert wq.sharding.spec == P("fsdp", "tensor")
-  np.testing.assert_allclose(np.asarray(wq), np.asarray(plain.layers[0].attn.wq_DxNxH[...]),
+  wq = sharded.layers.attn.wq_DxNxH[...]
+  assert wq.sharding.spec == P(None, "fsdp", "tensor")
+  np.testing.assert_allclose(np.asarray(wq), np.asarray(plain.layers.attn.wq_DxNxH[...]),
                              rtol=1e-6, atol=1e-8)  # same RNG stream, fused vs eager
   sharding.assert_params_sufficiently_sharded(nnx.state(sharded), mesh, min_size=1024)
 
@@ -133,7 +132,7 @@ def test_from_pretrained_on_mesh(tmp_path):
   hf_model = save_tiny_hf("qwen2", tmp_path)
   mesh = sharding.make_mesh({"fsdp": 4, "tensor": 2})
   model = from_pretrained(str(tmp_path), mesh=mesh)
-  assert model.layers[0].mlp.gate_DxF[...].sharding.spec == P("fsdp", "tensor")
+  assert model.layers.mlp.gate_DxF[...].sharding.spec == P(None, "fsdp", "tensor")
   ids = np.random.default_rng(0).integers(0, 256, (8, 6))
   mask = np.ones_like(ids)
   graphdef, state = nnx.split(model)

@@ -18,6 +18,8 @@ from typing import Any, Mapping
 
 import jax.numpy as jnp
 
+from microcoder_jax.models.attention import BACKENDS as ATTENTION_BACKENDS
+
 # HF `architectures` / `model_type` values we implement, mapped to a family.
 _ARCHITECTURES = {
     "Qwen2ForCausalLM": "qwen2",
@@ -26,6 +28,8 @@ _ARCHITECTURES = {
 }
 _MODEL_TYPES = {"qwen2": "qwen2", "qwen3": "qwen3", "llama": "llama"}
 _FAMILY_ARCH = {v: k for k, v in _ARCHITECTURES.items()}
+REMAT_POLICIES = ("none", "full", "dots_saveable", "dots_with_no_batch_dims_saveable",
+                  "nothing_saveable", "everything_saveable")
 _DTYPES = {
     "float32": jnp.float32,
     "bfloat16": jnp.bfloat16,
@@ -62,6 +66,18 @@ class ModelConfig:
     dtype: compute dtype of activations and matmuls.
     bos_token_id, eos_token_id: from the checkpoint, for reference only (the
       sampler takes its own stop ids).
+
+  Run-time options (how the model computes, not what it is; never exported):
+    attention: attention backend, "auto", "plain", "blockwise", "splash" or
+      "cudnn" (see `microcoder_jax.models.attention`).
+    attention_block_q, attention_block_kv: tile sizes of the blockwise
+      kernel (queries per tile, key slots per tile, also per decode block).
+    remat: rematerialisation per decoder block in the backward pass: "none",
+      "full" (keep only each block's input), or the name of a
+      `jax.checkpoint_policies` policy such as "dots_saveable".
+    scan_layers: run the stacked layers with `lax.scan` (compile time
+      independent of depth); False unrolls a Python loop over the same
+      parameters (a reference for tests and debugging).
   """
 
   family: str = "qwen3"
@@ -83,6 +99,11 @@ class ModelConfig:
   dtype: str = "float32"
   bos_token_id: int | None = None
   eos_token_id: Any = None  # int, or tuple of ints
+  attention: str = "auto"
+  attention_block_q: int = 512
+  attention_block_kv: int = 512
+  remat: str = "none"
+  scan_layers: bool = True
 
   def __post_init__(self):
     if self.family not in _FAMILY_ARCH:
@@ -94,6 +115,12 @@ class ModelConfig:
     for name in ("param_dtype", "dtype"):
       if getattr(self, name) not in _DTYPES:
         raise ValueError(f"{name}={getattr(self, name)!r}; one of {sorted(_DTYPES)}")
+    if self.attention not in ATTENTION_BACKENDS:
+      raise ValueError(f"attention={self.attention!r}; one of {ATTENTION_BACKENDS}")
+    if self.remat not in REMAT_POLICIES:
+      raise ValueError(f"remat={self.remat!r}; one of {REMAT_POLICIES}")
+    if min(self.attention_block_q, self.attention_block_kv) < 1:
+      raise ValueError("attention block sizes must be >= 1")
     # Stored as sorted (key, value) pairs so the config stays hashable (it is a
     # static attribute of the NNX graph and part of jit cache keys).
     if isinstance(self.rope_scaling, Mapping):

@@ -3,11 +3,19 @@
     logits_BxTxV = model(input_ids_BxT)                       # unpadded batch
     logits_BxTxV = model(ids_BxT, attention_mask_BxT=mask)    # left padding
     hidden_BxTxD = model(ids_BxT, return_hidden=True)         # for chunked log-probs
-    logits, cache = model(ids_BxT, attention_mask_BxT=mask, cache=cache)  # prefill
+    hidden, cache = model(ids_BxT, attention_mask_BxT=mask, cache=cache,
+                          return_hidden=True)                 # prefill
+    logits_BxV = model.logits(hidden[:, -1])                  # the last position only
     logits, cache = model(next_Bx1, cache=cache)              # one decode step
 
 Positions default to the count of real tokens before each token (left padding
 aware), continuing from what the cache already holds.
+
+The decoder blocks are one `Block` whose parameters are stacked along a
+leading `layers` axis (logical axis "layers", never sharded). The forward
+pass scans over them (`cfg.scan_layers`), so compile time does not grow with
+depth, and rematerialises each block in the backward pass per `cfg.remat`,
+so only each block's input is kept for the backward pass under "full".
 """
 
 from __future__ import annotations
@@ -41,6 +49,28 @@ class Block(nnx.Module):
     return sharding.constrain(x_BxTxD, _ACT), cache
 
 
+def stacked_blocks(cfg: ModelConfig, rngs: nnx.Rngs) -> Block:
+  """`cfg.num_layers` blocks as one Block with [L, ...] parameters.
+
+  Each layer is initialised from its own key; every parameter's logical
+  axes gain a leading "layers".
+  """
+  keys = jax.random.split(rngs.params(), cfg.num_layers)
+  blocks = nnx.vmap(lambda key: Block(cfg, rngs=nnx.Rngs(params=key)))(keys)
+  for _, var in nnx.to_flat_state(nnx.state(blocks, nnx.Param)):
+    var.set_metadata(logical_axes=("layers",) + tuple(var.get_metadata()["logical_axes"]))
+  return blocks
+
+
+def _remat(fn, policy: str):
+  if policy == "none":
+    return fn
+  if policy == "full":
+    return jax.checkpoint(fn, prevent_cse=False)
+  return jax.checkpoint(fn, policy=getattr(jax.checkpoint_policies, policy),
+                        prevent_cse=False)
+
+
 class Decoder(nnx.Module):
   """The policy / reference model. See the module docstring for call forms."""
 
@@ -49,7 +79,7 @@ class Decoder(nnx.Module):
     pd = cfg.jnp_param_dtype
     self.embed_VxD = layers._param(rngs, (cfg.vocab_size, cfg.hidden_size),
                                    ("vocab", "embed"), pd)
-    self.layers = nnx.List([Block(cfg, rngs=rngs) for _ in range(cfg.num_layers)])
+    self.layers = stacked_blocks(cfg, rngs)
     self.final_norm = layers.RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, pd)
     if not cfg.tie_word_embeddings:
       self.lm_head_VxD = layers._param(rngs, (cfg.vocab_size, cfg.hidden_size),
@@ -64,8 +94,36 @@ class Decoder(nnx.Module):
     """W transposed, as `microcoder_jax.rl.token_logprobs` takes it."""
     return self.unembedding_VxD().T
 
+  def logits(self, hidden_xD: jax.Array) -> jax.Array:
+    """float32 logits for final hidden states of any leading shape."""
+    return jnp.einsum("...d,vd->...v", hidden_xD, self.unembedding_VxD(),
+                      preferred_element_type=jnp.float32)
+
   def init_cache(self, batch: int, max_len: int) -> layers.KVCache:
     return layers.KVCache.init(self.cfg, batch, max_len)
+
+  def _run_layers(self, x_BxTxD, positions_BxT, mask_BxT, cache):
+    graphdef, stacked = nnx.split(self.layers)
+
+    def layer(x, cache, i, params):
+      return nnx.merge(graphdef, params)(x, positions_BxT, mask_BxT, i, cache)
+
+    if cache is None:  # remat matters only where gradients are taken
+      layer = _remat(layer, self.cfg.remat)
+    if not self.cfg.scan_layers:
+      for i in range(self.cfg.num_layers):
+        with jax.named_scope(f"layer_{i}"):
+          x_BxTxD, cache = layer(x_BxTxD, cache, i, jax.tree.map(lambda a: a[i], stacked))
+      return x_BxTxD, cache
+
+    def body(carry, xs):
+      x, cache = carry
+      x, cache = layer(x, cache, *xs)
+      return (x, cache), None
+
+    (x_BxTxD, cache), _ = jax.lax.scan(
+        body, (x_BxTxD, cache), (jnp.arange(self.cfg.num_layers), stacked))
+    return x_BxTxD, cache
 
   def __call__(self, input_ids_BxT, positions_BxT=None, attention_mask_BxT=None,
                *, cache: layers.KVCache | None = None, return_hidden: bool = False):
@@ -76,26 +134,23 @@ class Decoder(nnx.Module):
       positions_BxT = jnp.maximum(
           jnp.cumsum(mask_BxT, axis=-1, dtype=jnp.int32) - 1, 0)
       if cache is not None:
-        positions_BxT = positions_BxT + cache.num_tokens_B()[:, None]
+        positions_BxT = positions_BxT + cache.tokens_B[:, None]
     if cache is not None:
       cache = cache.replace(mask_BxS=jax.lax.dynamic_update_slice_in_dim(
           cache.mask_BxS, mask_BxT, cache.index, axis=1))
 
     x = jnp.take(self.embed_VxD[...], input_ids_BxT, axis=0).astype(self.cfg.jnp_dtype)
     x = sharding.constrain(x, _ACT)
-    for i, block in enumerate(self.layers):
-      with jax.named_scope(f"layer_{i}"):
-        x, cache = block(x, positions_BxT, mask_BxT, i, cache)
+    x, cache = self._run_layers(x, positions_BxT, mask_BxT, cache)
     x = self.final_norm(x)
     if return_hidden:
       out = x
     else:
-      out = jnp.einsum("btd,vd->btv", x, self.unembedding_VxD(),
-                       preferred_element_type=jnp.float32)
-      out = sharding.constrain(out, ("act_batch", "act_length", "act_vocab"))
+      out = sharding.constrain(self.logits(x), ("act_batch", "act_length", "act_vocab"))
     if cache is None:
       return out
-    return out, cache.replace(index=cache.index + t)
+    return out, cache.replace(index=cache.index + t,
+                              tokens_B=cache.tokens_B + mask_BxT.sum(-1, dtype=jnp.int32))
 
 
 def init_model(cfg: ModelConfig, seed: int = 0, mesh=None) -> Decoder:

@@ -40,7 +40,9 @@ class CheckpointError(ValueError):
 
 
 # ------------------------------------------------------------- key table
-# (HF name regex, our state path template, layout). Layouts:
+# (HF name regex, our state path, layout). Per-layer HF tensors (the regex
+# starts with `model.layers.{i}.`) are slices [i] of one stacked parameter of
+# ours whose leading axis is the layer. Layouts:
 #   copy      same shape
 #   t         2-D transpose               [out, in] -> [in, out]
 #   in_proj   [N*H, D] -> [D, N, H]       (q/k/v projections)
@@ -51,33 +53,35 @@ _KEYS: tuple[tuple[str, str, str], ...] = (
     (r"model\.embed_tokens\.weight", "embed_VxD", "copy"),
     (r"lm_head\.weight", "lm_head_VxD", "copy"),
     (r"model\.norm\.weight", "final_norm/scale", "copy"),
-    (_L + r"input_layernorm\.weight", "layers/{0}/input_norm/scale", "copy"),
-    (_L + r"post_attention_layernorm\.weight", "layers/{0}/post_attn_norm/scale", "copy"),
-    (_L + r"self_attn\.q_proj\.weight", "layers/{0}/attn/wq_DxNxH", "in_proj"),
-    (_L + r"self_attn\.k_proj\.weight", "layers/{0}/attn/wk_DxKxH", "in_proj"),
-    (_L + r"self_attn\.v_proj\.weight", "layers/{0}/attn/wv_DxKxH", "in_proj"),
-    (_L + r"self_attn\.o_proj\.weight", "layers/{0}/attn/wo_NxHxD", "out_proj"),
-    (_L + r"self_attn\.q_proj\.bias", "layers/{0}/attn/bq_NxH", "heads"),
-    (_L + r"self_attn\.k_proj\.bias", "layers/{0}/attn/bk_KxH", "heads"),
-    (_L + r"self_attn\.v_proj\.bias", "layers/{0}/attn/bv_KxH", "heads"),
-    (_L + r"self_attn\.q_norm\.weight", "layers/{0}/attn/q_norm/scale", "copy"),
-    (_L + r"self_attn\.k_norm\.weight", "layers/{0}/attn/k_norm/scale", "copy"),
-    (_L + r"mlp\.gate_proj\.weight", "layers/{0}/mlp/gate_DxF", "t"),
-    (_L + r"mlp\.up_proj\.weight", "layers/{0}/mlp/up_DxF", "t"),
-    (_L + r"mlp\.down_proj\.weight", "layers/{0}/mlp/down_FxD", "t"),
+    (_L + r"input_layernorm\.weight", "layers/input_norm/scale", "copy"),
+    (_L + r"post_attention_layernorm\.weight", "layers/post_attn_norm/scale", "copy"),
+    (_L + r"self_attn\.q_proj\.weight", "layers/attn/wq_DxNxH", "in_proj"),
+    (_L + r"self_attn\.k_proj\.weight", "layers/attn/wk_DxKxH", "in_proj"),
+    (_L + r"self_attn\.v_proj\.weight", "layers/attn/wv_DxKxH", "in_proj"),
+    (_L + r"self_attn\.o_proj\.weight", "layers/attn/wo_NxHxD", "out_proj"),
+    (_L + r"self_attn\.q_proj\.bias", "layers/attn/bq_NxH", "heads"),
+    (_L + r"self_attn\.k_proj\.bias", "layers/attn/bk_KxH", "heads"),
+    (_L + r"self_attn\.v_proj\.bias", "layers/attn/bv_KxH", "heads"),
+    (_L + r"self_attn\.q_norm\.weight", "layers/attn/q_norm/scale", "copy"),
+    (_L + r"self_attn\.k_norm\.weight", "layers/attn/k_norm/scale", "copy"),
+    (_L + r"mlp\.gate_proj\.weight", "layers/mlp/gate_DxF", "t"),
+    (_L + r"mlp\.up_proj\.weight", "layers/mlp/up_DxF", "t"),
+    (_L + r"mlp\.down_proj\.weight", "layers/mlp/down_FxD", "t"),
 )
 _COMPILED = tuple((re.compile(rx + "$"), path, kind) for rx, path, kind in _KEYS)
+_BY_PATH = {path: (rx, kind) for rx, path, kind in _KEYS}
 _IGNORED = re.compile(r".*rotary_emb\.inv_freq$")
 
 
-def _hf_name(path: str) -> str:
-  """Inverse of the table: our state path -> HF tensor name."""
-  for rx, template, _ in _KEYS:
-    m = re.fullmatch(template.replace("{0}", r"(\d+)"), path)
-    if m:
-      name = rx.replace(_L, "model.layers.{0}.").replace("\\.", ".")
-      return name.format(*m.groups())
-  raise KeyError(path)
+def _is_stacked(path: str) -> bool:
+  return _BY_PATH[path][0].startswith(_L)
+
+
+def _hf_name(path: str, layer: int | None = None) -> str:
+  """Inverse of the table: our state path (and layer) -> HF tensor name."""
+  rx = _BY_PATH[path][0]
+  name = rx.replace(_L, "model.layers.{0}.").replace("\\.", ".")
+  return name.format(layer) if _is_stacked(path) else name
 
 
 def _to_ours(arr: np.ndarray, kind: str, shape: tuple[int, ...]) -> np.ndarray:
@@ -222,7 +226,8 @@ def load_config(directory: str, **overrides) -> ModelConfig:
 # ----------------------------------------------------------------- load
 def from_pretrained(path_or_repo_id: str, *, dtype: str | None = None,
                     param_dtype: str | None = None, mesh: Mesh | None = None,
-                    rules: sharding.LogicalRules = sharding.DEFAULT_RULES) -> Decoder:
+                    rules: sharding.LogicalRules = sharding.DEFAULT_RULES,
+                    **options) -> Decoder:
   """Loads a HF Qwen2/Qwen2.5/Qwen3/Llama checkpoint into a (sharded) Decoder.
 
   Args:
@@ -231,9 +236,11 @@ def from_pretrained(path_or_repo_id: str, *, dtype: str | None = None,
     param_dtype: storage dtype; default: `dtype`, else the checkpoint's.
     mesh: device mesh; default: the first local device.
     rules: logical-axis rules (see `microcoder_jax.sharding`).
+    **options: run-time `ModelConfig` fields, e.g. `attention="blockwise"`,
+      `remat="full"`.
   """
   directory = resolve_checkpoint(path_or_repo_id)
-  overrides = {}
+  overrides = dict(options)
   if dtype:
     overrides["dtype"] = dtype
   if param_dtype or dtype:
@@ -246,42 +253,52 @@ def from_pretrained(path_or_repo_id: str, *, dtype: str | None = None,
   graphdef, abs_state = nnx.split(abstract)
   shardings = dict(nnx.to_flat_state(sharding.state_shardings(abs_state, mesh, rules)))
   targets = {"/".join(map(str, k)): (k, v) for k, v in nnx.to_flat_state(abs_state)}
-  loaded: dict[tuple, jax.Array] = {}
+  views: dict[str, dict[int | None, np.ndarray]] = {}
 
   for file in _checkpoint_files(directory):
     for name, arr in read_safetensors_lazy(file).items():
       key = _match(name, file, cfg)
       if key is None:
         continue
-      path, kind = key
-      if path not in targets:
+      path, kind, layer = key
+      if path not in targets or (layer is not None and layer >= cfg.num_layers):
         raise CheckpointError(f"{file}: tensor {name} does not belong to a "
                               f"{cfg.family} model with this config.json")
-      flat_key, var = targets[path]
-      shape = tuple(var.get_value().shape)
+      shape = tuple(targets[path][1].get_value().shape)
+      shape = shape[1:] if layer is not None else shape
       if tuple(arr.shape) != _expected_hf_shape(kind, shape):
         raise CheckpointError(
             f"{file}: tensor {name} has shape {tuple(arr.shape)}, expected "
             f"{_expected_hf_shape(kind, shape)} from config.json")
-      view = _to_ours(arr, kind, shape)
-      loaded[flat_key] = _device_put(view, shardings[flat_key].get_value(),
-                                     var.get_value().dtype)
-  missing = [_hf_name(p) for p, (k, _) in targets.items() if k not in loaded]
+      views.setdefault(path, {})[layer] = _to_ours(arr, kind, shape)
+  missing = []
+  for path in targets:
+    wanted = range(cfg.num_layers) if _is_stacked(path) else [None]
+    missing += [_hf_name(path, i) for i in wanted if i not in views.get(path, {})]
   if missing:
     raise CheckpointError(f"{directory}: checkpoint lacks tensors {missing[:8]}"
                           + (" ..." if len(missing) > 8 else ""))
+  loaded = {}
+  for path, (flat_key, var) in targets.items():
+    target = shardings[flat_key].get_value()
+    value = var.get_value()
+    if _is_stacked(path):
+      loaded[flat_key] = _device_put_stacked(views[path], value.shape, target, value.dtype)
+    else:
+      loaded[flat_key] = _device_put(views[path][None], target, value.dtype)
   state = nnx.from_flat_state(
       [(k, v.replace(loaded[k])) for k, v in nnx.to_flat_state(abs_state)])
   return nnx.merge(graphdef, state)
 
 
 def _match(name: str, file: str, cfg: ModelConfig):
-  for rx, template, kind in _COMPILED:
+  """(our path, layout, layer or None) for a HF tensor name; None to skip it."""
+  for rx, path, kind in _COMPILED:
     m = rx.match(name)
     if m:
-      if template == "lm_head_VxD" and cfg.tie_word_embeddings:
+      if path == "lm_head_VxD" and cfg.tie_word_embeddings:
         return None  # tied checkpoints sometimes store a copy; ignore it
-      return template.format(*m.groups()), kind
+      return path, kind, (int(m.group(1)) if m.groups() else None)
   if _IGNORED.match(name):
     return None
   raise CheckpointError(f"{file}: unexpected tensor {name} for a {cfg.family} model")
@@ -292,6 +309,15 @@ def _device_put(view: np.ndarray, target: NamedSharding, dtype) -> jax.Array:
   def shard(index):
     return np.ascontiguousarray(view[index]).astype(dtype)
   return jax.make_array_from_callback(view.shape, target, shard)
+
+
+def _device_put_stacked(per_layer: dict[int, np.ndarray], shape, target: NamedSharding,
+                        dtype) -> jax.Array:
+  """Stacks per-layer views into one [L, ...] array, each device's slice on its own."""
+  def shard(index):
+    layers = range(shape[0])[index[0]]
+    return np.stack([np.asarray(per_layer[i][index[1:]]).astype(dtype) for i in layers])
+  return jax.make_array_from_callback(tuple(shape), target, shard)
 
 
 # ----------------------------------------------------------------- save
@@ -307,18 +333,21 @@ def save_pretrained(model: Decoder, path: str, *, tokenizer: Any = None,
   """
   cfg = model.cfg if dtype is None else model.cfg.replace(param_dtype=dtype, dtype=dtype)
   np_dtype = np.dtype(cfg.jnp_param_dtype)
-  plan: list[list[tuple[str, str, jax.Array]]] = [[]]
+  plan: list[list[tuple[str, str, Callable[[], jax.Array]]]] = [[]]
   size = 0
   for key, var in nnx.to_flat_state(nnx.state(model, nnx.Param)):
-    path_str = "/".join(map(str, key))
-    kind = next(k for _, t, k in _KEYS
-                if re.fullmatch(t.replace("{0}", r"\d+"), path_str))
-    nbytes = int(np.prod(var.get_value().shape)) * np_dtype.itemsize
-    if size + nbytes > max_shard_bytes and plan[-1]:
-      plan.append([])
-      size = 0
-    plan[-1].append((path_str, kind, var.get_value()))
-    size += nbytes
+    ours = "/".join(map(str, key))
+    kind, stacked, value = _BY_PATH[ours][1], _is_stacked(ours), var.get_value()
+    parts = ([(_hf_name(ours, i), (lambda v=value, i=i: v[i]))
+              for i in range(value.shape[0])] if stacked
+             else [(_hf_name(ours), lambda v=value: v)])
+    nbytes = int(np.prod(value.shape[1:] if stacked else value.shape)) * np_dtype.itemsize
+    for name, get in parts:
+      if size + nbytes > max_shard_bytes and plan[-1]:
+        plan.append([])
+        size = 0
+      plan[-1].append((name, kind, get))
+      size += nbytes
   writer = jax.process_index() == 0
   tmp = None
   if writer:
@@ -331,9 +360,9 @@ def save_pretrained(model: Decoder, path: str, *, tokenizer: Any = None,
       fname = ("model.safetensors" if len(plan) == 1 else
                f"model-{i + 1:05d}-of-{len(plan):05d}.safetensors")
       tensors = {}
-      for path_str, kind, value in group:
-        arr = _to_hf(_gather(value), kind)
-        tensors[_hf_name(path_str)] = np.ascontiguousarray(arr).astype(np_dtype)
+      for name, kind, get in group:
+        arr = _to_hf(_gather(get()), kind)
+        tensors[name] = np.ascontiguousarray(arr).astype(np_dtype)
       if writer:
         safetensors.numpy.save_file(tensors, os.path.join(tmp, fname),
                                     metadata={"format": "pt"})

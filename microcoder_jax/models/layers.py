@@ -17,10 +17,8 @@ import numpy as np
 from flax import nnx
 
 from microcoder_jax import sharding
+from microcoder_jax.models import attention as attention_lib
 from microcoder_jax.models.config import ModelConfig
-
-_NEG_INF = -1e30  # finite, so fully masked (padding) rows stay NaN-free
-
 
 def _param(rngs: nnx.Rngs | None, shape, axes, dtype, init="normal"):
   if init == "normal":
@@ -79,35 +77,57 @@ def apply_rope(x_BxTxNxH, positions_BxT, inv_freq):
 # ------------------------------------------------------------------ KV cache
 @flax.struct.dataclass
 class KVCache:
-  """Static-shape KV cache for all layers.
+  """Static-shape KV cache for all layers, in the compute dtype.
 
   Attributes:
-    k_LxBxSxKxH, v_LxBxSxKxH: keys and values per slot.
+    k_LxBxSxKxH, v_LxBxSxKxH: keys and values per slot. 16-bit compute
+      dtypes are stored as their uint16 bit patterns (`read` and
+      `attention` reinterpret them), so every backend updates the cache in
+      place: XLA:CPU has no bfloat16 dynamic-update-slice and would otherwise
+      carry a float32 copy of the whole cache.
     mask_BxS: True where a slot holds a real (non-padding) token.
     index: next slot to write (int32 scalar); slots >= index are empty.
+    tokens_B: real tokens already in the cache per row (the next RoPE
+      position), kept as a counter so a decode step never scans `mask_BxS`.
+    dtype: the compute dtype of keys and values (static).
   """
 
   k_LxBxSxKxH: jax.Array
   v_LxBxSxKxH: jax.Array
   mask_BxS: jax.Array
   index: jax.Array
+  tokens_B: jax.Array
+  dtype: str = flax.struct.field(pytree_node=False, default="float32")
 
   @classmethod
   def init(cls, cfg: ModelConfig, batch: int, max_len: int, dtype=None):
-    dtype = dtype or cfg.jnp_dtype
+    dtype = jnp.dtype(dtype or cfg.jnp_dtype)
     shape = (cfg.num_layers, batch, max_len, cfg.num_kv_heads, cfg.head_dim)
-    kv = jnp.zeros(shape, dtype)
-    kv = sharding.constrain(kv, CACHE_AXES)
+    kv = sharding.constrain(jnp.zeros(shape, _storage_dtype(dtype)), CACHE_AXES)
     return cls(kv, kv, jnp.zeros((batch, max_len), bool),
-               jnp.zeros((), jnp.int32))
+               jnp.zeros((), jnp.int32), jnp.zeros((batch,), jnp.int32), dtype.name)
 
   @property
   def max_len(self) -> int:
     return self.mask_BxS.shape[1]
 
-  def num_tokens_B(self):
-    """Real tokens already in the cache per row (the next RoPE position)."""
-    return jnp.sum(self.mask_BxS, axis=-1, dtype=jnp.int32)
+  @staticmethod
+  def bytes_per_row(cfg: ModelConfig, max_len: int, dtype=None) -> int:
+    """Device bytes one row of a cache of `max_len` slots takes (k and v)."""
+    itemsize = jnp.dtype(dtype or cfg.jnp_dtype).itemsize
+    return 2 * cfg.num_layers * max_len * cfg.num_kv_heads * cfg.head_dim * itemsize
+
+  def write(self, layer, k_BxTxKxH, v_BxTxKxH) -> "KVCache":
+    """Stores one layer's new keys/values at slots [index, index + T)."""
+    at = (layer, 0, self.index, 0, 0)
+    store = lambda x: attention_lib.to_storage(x[None].astype(self.dtype))
+    return self.replace(
+        k_LxBxSxKxH=jax.lax.dynamic_update_slice(self.k_LxBxSxKxH, store(k_BxTxKxH), at),
+        v_LxBxSxKxH=jax.lax.dynamic_update_slice(self.v_LxBxSxKxH, store(v_BxTxKxH), at))
+
+
+def _storage_dtype(dtype):
+  return jnp.dtype(jnp.uint16) if jnp.dtype(dtype).itemsize == 2 else jnp.dtype(dtype)
 
 
 CACHE_AXES = ("cache_layers", "cache_batch", "cache_length", "cache_kv_heads",
@@ -115,21 +135,12 @@ CACHE_AXES = ("cache_layers", "cache_batch", "cache_length", "cache_kv_heads",
 
 
 # ----------------------------------------------------------------- attention
-def attend(q_BxTxNxH, k_BxSxKxH, v_BxSxKxH, allowed_BxTxS):
-  """Grouped-query softmax attention in float32 with a boolean key mask."""
-  b, t, n, h = q_BxTxNxH.shape
-  k = k_BxSxKxH.shape[2]
-  q = q_BxTxNxH.reshape(b, t, k, n // k, h)
-  scores = jnp.einsum("btkgh,bskh->bkgts", q, k_BxSxKxH,
-                      preferred_element_type=jnp.float32) / math.sqrt(h)
-  scores = jnp.where(allowed_BxTxS[:, None, None], scores, _NEG_INF)
-  probs = jax.nn.softmax(scores, axis=-1).astype(v_BxSxKxH.dtype)
-  out = jnp.einsum("bkgts,bskh->btkgh", probs, v_BxSxKxH)
-  return out.reshape(b, t, n, h)
-
-
 class Attention(nnx.Module):
-  """GQA self-attention with optional q/k/v bias (Qwen2) and q/k norm (Qwen3)."""
+  """GQA self-attention with optional q/k/v bias (Qwen2) and q/k norm (Qwen3).
+
+  The score computation is `microcoder_jax.models.attention.attention` with
+  the backend named by `cfg.attention`.
+  """
 
   def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
     d, n, k, h, pd = (cfg.hidden_size, cfg.num_heads, cfg.num_kv_heads,
@@ -153,36 +164,32 @@ class Attention(nnx.Module):
       out = out + getattr(self, bias_name)[...].astype(out.dtype)
     return out
 
-  def __call__(self, x_BxTxD, positions_BxT, mask_BxT, layer: int,
-               cache: KVCache | None):
+  def __call__(self, x_BxTxD, positions_BxT, mask_BxT, layer, cache: KVCache | None):
+    """Without a cache: causal attention over x. With one: writes this layer's
+    keys/values at the cache index and attends over the filled slots (the
+    cache's `mask_BxS` must already cover the new tokens)."""
+    cfg = self.cfg
     q = self._project(x_BxTxD, self.wq_DxNxH, "bq_NxH")
     k = self._project(x_BxTxD, self.wk_DxKxH, "bk_KxH")
     v = self._project(x_BxTxD, self.wv_DxKxH, "bv_KxH")
-    if self.cfg.qk_norm:
+    if cfg.qk_norm:
       q, k = self.q_norm(q), self.k_norm(k)
-    inv_freq = rope_inv_freq(self.cfg)
+    inv_freq = rope_inv_freq(cfg)
     q = apply_rope(q, positions_BxT, inv_freq)
     k = apply_rope(k, positions_BxT, inv_freq)
     q = sharding.constrain(q, ("act_batch", "act_length", "act_heads", "head_dim"))
-    t = x_BxTxD.shape[1]
+    k = sharding.constrain(k, ("act_batch", "act_length", "act_kv_heads", "head_dim"))
+    blocks = dict(impl=cfg.attention, block_q=cfg.attention_block_q,
+                  block_kv=cfg.attention_block_kv)
     if cache is None:
-      causal_TxT = jnp.tril(jnp.ones((t, t), bool))
-      allowed = causal_TxT[None] & mask_BxT[:, None, :]
-      out = attend(q, k, v, allowed)
+      out = attention_lib.attention(q, k, v, mask_BxT, **blocks)
     else:
-      idx = cache.index
-      k_all = jax.lax.dynamic_update_slice_in_dim(
-          cache.k_LxBxSxKxH[layer], k.astype(cache.k_LxBxSxKxH.dtype), idx, axis=1)
-      v_all = jax.lax.dynamic_update_slice_in_dim(
-          cache.v_LxBxSxKxH[layer], v.astype(cache.v_LxBxSxKxH.dtype), idx, axis=1)
-      slots_S = jnp.arange(cache.max_len)
-      query_slots_T = idx + jnp.arange(t)
-      allowed = (slots_S[None, None, :] <= query_slots_T[None, :, None]) \
-          & cache.mask_BxS[:, None, :]
-      out = attend(q, k_all.astype(q.dtype), v_all.astype(q.dtype), allowed)
-      cache = cache.replace(
-          k_LxBxSxKxH=cache.k_LxBxSxKxH.at[layer].set(k_all),
-          v_LxBxSxKxH=cache.v_LxBxSxKxH.at[layer].set(v_all))
+      t = x_BxTxD.shape[1]
+      cache = cache.write(layer, k, v)
+      out = attention_lib.attention(
+          q.astype(cache.dtype), cache.k_LxBxSxKxH, cache.v_LxBxSxKxH,
+          cache.mask_BxS, q_offset=cache.index, kv_len=cache.index + t, layer=layer,
+          **blocks).astype(q.dtype)
     out = jnp.einsum("btnh,nhd->btd", out, self.wo_NxHxD[...].astype(out.dtype))
     return out, cache
 
