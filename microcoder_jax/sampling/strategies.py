@@ -49,19 +49,16 @@ def restrict_top_p(logp_BxV, top_p):
 
 
 def draw(key, logp_BxV):
-  """One draw per row by inverse CDF: one uniform per row, no V-sized noise.
+  """One exact draw per row: Gumbel-max, argmax(log p + G), G ~ Gumbel(0, 1).
 
-  Two binary searches on the CDF replace full-vocabulary passes: the first
-  finds the drawn token, the second the last token with positive mass (which
-  rounding of the threshold onto the total must never pass).
+  Exact for any vocabulary size: no cumulative sum whose float32 rounding
+  would shift mass or make tail tokens undrawable. The noise uses
+  `mode="high"` (about 32 random bits per value), so the Gumbel tail that
+  decides rare tokens is resolved far below 1e-7. Restricted (-inf) tokens
+  are never drawn.
   """
-  probs_BxV = jnp.exp(logp_BxV - jnp.max(logp_BxV, axis=-1, keepdims=True))
-  cdf_BxV = jnp.cumsum(probs_BxV, axis=-1)
-  total_B = cdf_BxV[:, -1]
-  u_B = jax.random.uniform(key, total_B.shape, minval=0.0, maxval=1.0)
-  idx_B = jax.vmap(lambda c, x: jnp.searchsorted(c, x, side="right"))(cdf_BxV, u_B * total_B)
-  last_positive_B = jax.vmap(lambda c, x: jnp.searchsorted(c, x, side="left"))(cdf_BxV, total_B)
-  return jnp.minimum(idx_B, last_positive_B).astype(jnp.int32)
+  gumbel_BxV = jax.random.gumbel(key, logp_BxV.shape, jnp.float32, mode="high")
+  return jnp.argmax(logp_BxV + gumbel_BxV, axis=-1).astype(jnp.int32)
 
 
 def select(key, logits_BxV, temperature_B, top_p, top_k: int):
