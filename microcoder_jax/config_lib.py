@@ -55,7 +55,10 @@ def base_config(preset: str, arg: str | None = None) -> ml_collections.ConfigDic
   c.multihost = False
 
   c.model = dict(preset=a.model, init_from=MODELS[a.model], tokenizer="",
-                 dtype="bfloat16", param_dtype="float32")
+                 dtype="bfloat16", param_dtype="float32",
+                 attention="auto",  # auto | plain | blockwise | splash | cudnn
+                 remat="full",      # none | full | dots_saveable | ...
+                 scan_layers=True)  # lax.scan over layers (False: unrolled loop)
   c.mesh = dict(data=1, fsdp=-1, tensor=1)
   c.data = dict(train=a.train or "path/to/train.jsonl", eval=a.eval, shuffle_seed=0,
                 max_prompt_length=2048, system_prompt="",
@@ -67,7 +70,9 @@ def base_config(preset: str, arg: str | None = None) -> ml_collections.ConfigDic
       max_response_length=str(a.max_len),  # L_max, or a staged "6144,8192@260"
       temperature=a.temperature or str(objective.temperature),  # T schedule
       allow_ramp=False, top_p=1.0, top_k=0,
-      chunks=4,                 # generation chunks overlapped with judging
+      chunks=4,                 # generation chunks overlapped with judging (at least)
+      chunk_rows=0,             # rows per sampler call; 0: from cache_memory_gib
+      cache_memory_gib=8.0,     # per-device KV-cache budget of one sampler call (0: none)
       stop_tokens=(),           # extra stop strings beyond EOS / chat end markers
       max_gen_batches=3)        # DAPO dynamic sampling: rounds per step at most
   c.ppo_mini_batch_size = 32    # prompts per optimizer update
@@ -97,7 +102,7 @@ def base_config(preset: str, arg: str | None = None) -> ml_collections.ConfigDic
 def runlocal(c: ml_collections.ConfigDict) -> None:
   """Shrinks a config to a tiny random model on CPU (smoke runs)."""
   c.model.update(preset="tiny", init_from="", tokenizer="bundled",
-                 dtype="float32", param_dtype="float32")
+                 dtype="float32", param_dtype="float32", remat="none", scan_layers=False)
   c.data.update(train="bundled:synthetic_train", eval="bundled:synthetic_heldout",
                 max_prompt_length=256, chat_template_kwargs={})
   c.rollout.update(train_batch_size=4, group_size=4, max_response_length="32",

@@ -11,9 +11,9 @@ controller's temperature T -> evaluator verdicts -> rewards, CTM, Â_i ->
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
+import math
 import os
 import sys
 
@@ -22,17 +22,19 @@ import jax.numpy as jnp
 from absl import app, flags
 from absl import logging as absl_logging
 from flax import nnx
-from jax.sharding import NamedSharding, PartitionSpec as P
 from ml_collections import config_flags
 from tqdm import tqdm
 
 from microcoder_jax import checkpoint, evals, metrics as metrics_lib, sharding
 from microcoder_jax.data import datasets, prompts, tiny_tokenizer
 from microcoder_jax.evaluator import Evaluator
-from microcoder_jax.models import from_pretrained, get_preset, init_model, save_pretrained
+from microcoder_jax.models.config import ATTENTION_BACKENDS, REMAT_POLICIES
+from microcoder_jax.models import (KVCache, from_pretrained, get_preset, init_model,
+                                   save_pretrained)
 from microcoder_jax.rl import rollout as rollout_lib
 from microcoder_jax.rl import step as step_lib
 from microcoder_jax.sampling import Sampler
+from microcoder_jax.sampling.sampler import bucket_length
 from microcoder_jax.sampling.temperature import TemperatureController, TemperatureSchedule
 
 FLAGS = flags.FLAGS
@@ -59,9 +61,46 @@ def validate(c) -> None:
     raise ConfigError(f"rl.old_logps={c.rl.old_logps!r}; use 'trainer' or 'sampler'")
   if c.rl.ctm.apply_to not in ("advantage", "loss_mask"):
     raise ConfigError(f"rl.ctm.apply_to={c.rl.ctm.apply_to!r}")
-  sharding.mesh_shape(c.mesh, jax.device_count())  # raises MeshError
+  if c.model.attention not in ATTENTION_BACKENDS:
+    raise ConfigError(f"model.attention={c.model.attention!r}; one of {ATTENTION_BACKENDS}")
+  if c.model.remat not in REMAT_POLICIES:
+    raise ConfigError(f"model.remat={c.model.remat!r}; one of {REMAT_POLICIES}")
+  if r.chunk_rows < 0 or r.cache_memory_gib < 0:
+    raise ConfigError("rollout.chunk_rows and rollout.cache_memory_gib must be >= 0")
+  shards = math.prod(sharding.mesh_shape(c.mesh, jax.device_count())[:2])  # MeshError
+  if rows % shards or min(c.micro_batch_size, rows) % shards:
+    log.warning("micro_batch_size=%d is not a multiple of the %d batch shards "
+                "(data x fsdp): some devices will compute replicated rows",
+                c.micro_batch_size, shards)
   TemperatureSchedule.parse(r.temperature, allow_ramp=r.allow_ramp)
   TemperatureSchedule.parse(r.max_response_length)
+
+
+def rollout_chunk_rows(c, model_cfg, mesh, prompt_len: int) -> int:
+  """Rows per sampler call: `rollout.chunk_rows`, else what the per-device
+  KV-cache budget `rollout.cache_memory_gib` holds (0: no cap).
+
+  The cache of one row takes 2·L·S·K·H·bytes (S = prompt bucket + L_max);
+  rows are sharded over the batch axes, so a device holds rows / shards.
+  """
+  r = c.rollout
+  if r.chunk_rows:
+    rows = r.chunk_rows
+  elif r.cache_memory_gib:
+    longest = max(t for _, t in TemperatureSchedule.parse(r.max_response_length).stages)
+    length = bucket_length(prompt_len) + int(longest)
+    per_row = KVCache.bytes_per_row(model_cfg, length)
+    shards = mesh.shape["data"] * mesh.shape["fsdp"]
+    rows = int(r.cache_memory_gib * 2**30 * shards // per_row)
+    if rows < r.group_size:
+      raise ConfigError(
+          f"rollout.cache_memory_gib={r.cache_memory_gib} holds {rows} rows of "
+          f"{per_row / 2**20:.0f} MiB cache each; a group needs {r.group_size}")
+    log.info("rollout chunks of at most %d rows (%.2f GiB KV cache per device)",
+             rows, rows * per_row / shards / 2**30)
+  else:
+    return 0
+  return max(r.group_size, rows - rows % r.group_size)
 
 
 def length_schedule(spec: str):
@@ -124,8 +163,6 @@ def main(argv):
 
   # ----------------------------------------------------------------- mesh
   mesh = sharding.make_mesh(c.mesh)
-  multiprocess = jax.process_count() > 1
-  replicated = NamedSharding(mesh, P())
   log.info("mesh %s over %d %s devices", dict(mesh.shape), mesh.size,
            jax.devices()[0].platform)
 
@@ -144,11 +181,13 @@ def main(argv):
 
   # ---------------------------------------------------- model and optimizer
   # Resume precedence: a checkpoint in workdir > init_from > random init.
+  options = dict(attention=c.model.attention, remat=c.model.remat,
+                 scan_layers=c.model.scan_layers)
   if c.model.init_from:
     model = from_pretrained(c.model.init_from, dtype=c.model.dtype,
-                            param_dtype=c.model.param_dtype, mesh=mesh)
+                            param_dtype=c.model.param_dtype, mesh=mesh, **options)
   else:
-    overrides = dict(dtype=c.model.dtype, param_dtype=c.model.param_dtype)
+    overrides = dict(dtype=c.model.dtype, param_dtype=c.model.param_dtype, **options)
     if c.model.preset == "tiny":
       overrides["vocab_size"] = len(tokenizer)
     cfg = get_preset(c.model.preset, **overrides)
@@ -167,9 +206,12 @@ def main(argv):
   optimizer = step_lib.make_optimizer(
       c.optim.lr, warmup_steps=c.optim.warmup_steps, weight_decay=c.optim.weight_decay,
       grad_clip=c.optim.grad_clip, b1=c.optim.b1, b2=c.optim.b2)
+  param_sharding = sharding.state_shardings(params, mesh)
+  state_sharding = step_lib.train_state_shardings(param_sharding, optimizer, params, mesh)
   with sharding.use_mesh(mesh):
-    state = step_lib.TrainState(params, jax.jit(optimizer.init)(params),
-                                jnp.zeros((), jnp.int32))
+    state = step_lib.TrainState(
+        params, jax.jit(optimizer.init, out_shardings=state_sharding.opt_state)(params),
+        jax.device_put(jnp.zeros((), jnp.int32), state_sharding.step))
   controller = TemperatureController(
       TemperatureSchedule.parse(c.rollout.temperature, allow_ramp=c.rollout.allow_ramp),
       alert_floor=c.diversity.alert_floor, alert_patience=c.diversity.alert_patience)
@@ -191,10 +233,14 @@ def main(argv):
       dual_clip=c.rl.clip_ratio_c, kl_coef=c.rl.kl_coef, kl_estimator=c.rl.kl_estimator,
       aggregation=c.rl.loss_agg_mode, logprob_chunk=c.logprob_chunk or None,
       micro_batch_size=c.micro_batch_size)
-  update = jax.jit(functools.partial(step_lib.update_step, graphdef=graphdef,
-                                     optimizer=optimizer, cfg=loss_cfg), donate_argnums=0)
-  recompute_logps = jax.jit(functools.partial(step_lib.sequence_logprobs, graphdef,
-                                              chunk=c.logprob_chunk or None))
+  rows_per_update = c.ppo_mini_batch_size * c.rollout.group_size
+  rollout_rows = c.rollout.train_batch_size * c.rollout.group_size
+  update = step_lib.jit_update_step(graphdef, optimizer, loss_cfg, mesh=mesh,
+                                    state_sharding=state_sharding, rows=rows_per_update)
+  recompute_logps = step_lib.jit_recompute(
+      graphdef, mesh=mesh, param_sharding=param_sharding, rows=rollout_rows,
+      micro_batch_size=c.micro_batch_size, chunk=c.logprob_chunk or None)
+  rows_sharding = step_lib.batch_sharding(mesh, rollout_rows)
   sampler = Sampler(model, stop_ids=stop_ids, pad_id=tokenizer.pad_token_id or 0,
                     mesh=mesh)
   evaluator = Evaluator(workers=c.evaluator.workers or None, timeout_s=c.evaluator.timeout_s,
@@ -202,14 +248,16 @@ def main(argv):
   writer = metrics_lib.MetricWriter(workdir, enabled=is_main)
   timer = metrics_lib.PhaseTimer()
   key = jax.random.key(c.seed)
-  rows_per_update = c.ppo_mini_batch_size * c.rollout.group_size
+  max_prompt_len = max(map(len, train_ids + eval_ids))
+  chunk_rows = rollout_chunk_rows(c, model.cfg, mesh, max_prompt_len)
 
   def run_heldout(step):
     m, table, samples, results = evals.run_eval(
         sampler, state.params, evaluator, tokenizer, eval_problems, eval_ids,
         k=c.eval.k, max_new_tokens=length_schedule(c.eval.max_response_length)(step),
         temperature=c.eval.temperature, top_p=c.eval.top_p,
-        rng=jax.random.fold_in(jax.random.fold_in(key, 2), step))
+        rng=jax.random.fold_in(jax.random.fold_in(key, 2), step),
+        batch_prompts=max(1, chunk_rows // c.eval.k) if chunk_rows else 64)
     if is_main:
       with open(os.path.join(workdir, f"heldout_{step:06d}.jsonl"), "w") as f:
         for s, r in zip(samples, results):
@@ -235,7 +283,8 @@ def main(argv):
               [prompt_of[p.id] for p in problems], group_size=c.rollout.group_size,
               max_new_tokens=length, temperature=temperature,
               top_p=c.rollout.top_p, top_k=c.rollout.top_k,
-              rng=jax.random.fold_in(step_key, round_), chunks=c.rollout.chunks)
+              rng=jax.random.fold_in(step_key, round_), chunks=c.rollout.chunks,
+              max_chunk_prompts=chunk_rows // c.rollout.group_size if chunk_rows else 0)
         for phase, secs in judged.seconds.items():
           timer.seconds[phase] = timer.seconds.get(phase, 0.0) + secs
         judged_rounds.append(judged)
@@ -254,9 +303,9 @@ def main(argv):
           rows, valid = rollout_lib.dynamic_sampling_rows(
               scored.rewards_N, c.rollout.group_size, c.rollout.train_batch_size)
           batch = rollout_lib.select_rows(batch, rows, valid)
-        # Every process holds the same host batch; with several processes it
-        # becomes one replicated global array (jnp.asarray would be local).
-        batch = rollout_lib.to_device(batch, replicated if multiprocess else None)
+        # Every process holds the same host batch; it becomes one global
+        # array with rows over the batch axes.
+        batch = rollout_lib.to_device(batch, rows_sharding)
       with timer("logprobs"):
         if c.rl.old_logps == "trainer":
           old = recompute_logps(state.params, batch)

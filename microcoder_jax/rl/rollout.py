@@ -88,13 +88,19 @@ def exchange_results(own_parts: Sequence[Sequence[Result]]) -> list[list[Result]
 def generate_and_judge(sampler, params, evaluator, tokenizer, problems: Sequence,
                        prompt_ids: Sequence[Sequence[int]], *, group_size: int,
                        max_new_tokens: int, temperature: float, rng: jax.Array,
-                       top_p: float = 1.0, top_k: int = 0, chunks: int = 1) -> Judged:
+                       top_p: float = 1.0, top_k: int = 0, chunks: int = 1,
+                       max_chunk_prompts: int = 0) -> Judged:
   """Samples and judges; generation of chunk c+1 overlaps judging of chunk c.
 
-  With several processes, each judges only its own rows of every chunk
-  (`own_rows`); the verdicts are exchanged once at the end.
+  Prompts are split into at least `chunks` chunks of at most
+  `max_chunk_prompts` prompts each (0: no cap; the trainer derives the cap
+  from `rollout.chunk_rows` or the KV-cache memory budget). With several
+  processes, each judges only its own rows of every chunk (`own_rows`); the
+  verdicts are exchanged once at the end.
   """
   n = len(problems)
+  if max_chunk_prompts:
+    chunks = max(chunks, -(-n // max_chunk_prompts))
   chunks = max(1, min(chunks, n))
   bounds = np.linspace(0, n, chunks + 1).astype(int)
   t0 = time.perf_counter()
@@ -126,7 +132,7 @@ def generate_and_judge(sampler, params, evaluator, tokenizer, problems: Sequence
   results = [r for part in exchange_results([evaluator.collect(t) for t in tickets])
              for r in part]
   done = time.perf_counter()
-  rollout = jax.tree.map(lambda *xs: np.concatenate(xs), *parts)
+  rollout = concat_rollouts(parts)
   return Judged(rollout, list(problems), results, texts,
                 {"generate": generated - t0, "judge_wait": done - generated,
                  "generate_device_wait": gen_wait})
@@ -137,18 +143,26 @@ def _left_pad(x_NxP: np.ndarray, length: int, value) -> np.ndarray:
   return np.pad(x_NxP, ((0, 0), (pad, 0)), constant_values=value) if pad else x_NxP
 
 
+def concat_rollouts(parts: Sequence[Rollout]) -> Rollout:
+  """Host rollouts concatenated row-wise; prompts left-padded to the widest
+  length bucket among them (chunks may fall into different buckets)."""
+  if len(parts) == 1:
+    return parts[0]
+  p = max(r.prompt_ids_NxP.shape[1] for r in parts)
+  parts = [r.replace(prompt_ids_NxP=_left_pad(r.prompt_ids_NxP, p, 0),
+                     prompt_mask_NxP=_left_pad(r.prompt_mask_NxP, p, False))
+           for r in parts]
+  return jax.tree.map(lambda *xs: np.concatenate(xs), *parts)
+
+
 def merge_judged(rounds: Sequence[Judged]) -> Judged:
   """Concatenates rounds of `generate_and_judge` (DAPO refills) row-wise."""
   if len(rounds) == 1:
     return rounds[0]
-  p = max(j.rollout.prompt_ids_NxP.shape[1] for j in rounds)
-  parts = [j.rollout.replace(prompt_ids_NxP=_left_pad(j.rollout.prompt_ids_NxP, p, 0),
-                             prompt_mask_NxP=_left_pad(j.rollout.prompt_mask_NxP, p, False))
-           for j in rounds]
   seconds = collections.Counter()
   for j in rounds:
     seconds.update(j.seconds)
-  return Judged(jax.tree.map(lambda *xs: np.concatenate(xs), *parts),
+  return Judged(concat_rollouts([j.rollout for j in rounds]),
                 [p for j in rounds for p in j.problems],
                 [r for j in rounds for r in j.results],
                 [t for j in rounds for t in j.texts], dict(seconds))

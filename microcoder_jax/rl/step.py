@@ -14,6 +14,7 @@ This module needs the model; `microcoder_jax.rl` itself does not import it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any
 
 import flax.struct
@@ -21,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import optax
 from flax import nnx
+from jax.sharding import NamedSharding, PartitionSpec as P
 
 from microcoder_jax.rl import logprobs as logprobs_lib
 from microcoder_jax.rl import losses
@@ -90,11 +92,47 @@ def response_hidden(model, batch: TrainBatch):
 
 
 def sequence_logprobs(graphdef, params, batch: TrainBatch, chunk: int | None):
-  """log π^T(o_t) for every response token (old-policy or reference recompute)."""
+  """log π^T(o_t) for every response token of every row, in one pass."""
   model = nnx.merge(graphdef, params)
   return logprobs_lib.token_logprobs(
       response_hidden(model, batch), model.unembedding_DxV(), batch.targets_NxT,
       temperature=batch.temperature_N, chunk_size=chunk)
+
+
+# Micro-batch m holds rows m, m + n/mb, m + 2n/mb, ...: with rows sharded in
+# contiguous blocks over the batch devices, every micro-batch then spans all
+# of them (mb / devices rows each) and splitting moves no data.
+def split_micro_batches(tree, micro_batch_size: int):
+  """[n, ...] leaves -> [n / mb, mb, ...], strided as described above."""
+  def split(x):
+    n = x.shape[0]
+    return x.reshape((micro_batch_size, n // micro_batch_size) + x.shape[1:]).swapaxes(0, 1)
+  return jax.tree.map(split, tree)
+
+
+def merge_micro_batches(x_MxBx):
+  """Inverse of `split_micro_batches` for one array."""
+  x = x_MxBx.swapaxes(0, 1)
+  return x.reshape((-1,) + x.shape[2:])
+
+
+def recompute_logprobs(graphdef, params, batch: TrainBatch, *, micro_batch_size: int,
+                       chunk: int | None):
+  """Old-policy / reference log π^T(o_t), `micro_batch_size` rows at a time.
+
+  Memory is bounded by one micro-batch's forward pass whatever the number
+  of rows (a scan, like the update's); rows are padded to a multiple of the
+  micro-batch and the padding dropped.
+  """
+  n = batch.targets_NxT.shape[0]
+  mb = min(micro_batch_size, n)
+  pad = (-n) % mb
+  if pad:
+    batch = jax.tree.map(lambda x: jnp.concatenate([x, jnp.zeros_like(x[:pad])]), batch)
+  micro = split_micro_batches(batch, mb)
+  _, logp = jax.lax.scan(
+      lambda _, m: (None, sequence_logprobs(graphdef, params, m, chunk)), None, micro)
+  return merge_micro_batches(logp)[:n]
 
 
 def _micro_loss(params, graphdef, micro: TrainBatch, denominator, cfg: LossConfig):
@@ -128,7 +166,7 @@ def update_step(state: TrainState, batch: TrainBatch, *, graphdef,
     raise ValueError(f"mini-batch of {n} rows does not split into micro-batches "
                      f"of {mb}")
   denominator = losses.aggregation_denominator(batch.loss_mask_NxT, cfg.aggregation)
-  micro_batches = jax.tree.map(lambda x: x.reshape((n // mb, mb) + x.shape[1:]), batch)
+  micro_batches = split_micro_batches(batch, mb)
   grad_fn = jax.value_and_grad(_micro_loss, has_aux=True)
 
   def body(carry, micro):
@@ -156,3 +194,40 @@ def update_step(state: TrainState, batch: TrainBatch, *, graphdef,
                  update_norm=optax.tree.norm(updates),
                  param_norm=optax.tree.norm(params), loss_tokens=tokens)
   return TrainState(params, opt_state, state.step + 1), metrics
+
+
+# ------------------------------------------------------------- jit boundary
+def train_state_shardings(param_shardings: nnx.State, optimizer: optax.GradientTransformation,
+                          abstract_params: nnx.State, mesh) -> TrainState:
+  """Shardings of a TrainState: optimizer moments like their parameters,
+  everything else (counts, the step) replicated."""
+  replicated = NamedSharding(mesh, P())
+  opt_state = jax.eval_shape(optimizer.init, abstract_params)
+  opt_shardings = optax.tree_map_params(
+      optimizer, lambda _, sh: sh, opt_state, param_shardings,
+      transform_non_params=lambda _: replicated)
+  return TrainState(param_shardings, opt_shardings, replicated)
+
+
+def batch_sharding(mesh, rows: int) -> NamedSharding:
+  """Rows over the batch axes ("data", "fsdp") when they divide evenly."""
+  shards = mesh.shape["data"] * mesh.shape["fsdp"]
+  return NamedSharding(mesh, P(("data", "fsdp")) if rows % shards == 0 else P())
+
+
+def jit_update_step(graphdef, optimizer, cfg: LossConfig, *, mesh, state_sharding: TrainState,
+                    rows: int):
+  """`update_step` jitted with its shardings declared and the state donated."""
+  fn = functools.partial(update_step, graphdef=graphdef, optimizer=optimizer, cfg=cfg)
+  replicated = NamedSharding(mesh, P())
+  return jax.jit(fn, in_shardings=(state_sharding, batch_sharding(mesh, rows)),
+                 out_shardings=(state_sharding, replicated), donate_argnums=0)
+
+
+def jit_recompute(graphdef, *, mesh, param_sharding: nnx.State, rows: int,
+                  micro_batch_size: int, chunk: int | None):
+  """`recompute_logprobs` jitted with its shardings declared."""
+  fn = functools.partial(recompute_logprobs, graphdef, micro_batch_size=micro_batch_size,
+                         chunk=chunk)
+  rows_sharding = batch_sharding(mesh, rows)
+  return jax.jit(fn, in_shardings=(param_sharding, rows_sharding), out_shardings=rows_sharding)
