@@ -54,7 +54,7 @@ def time_ours(sampler, params, prompts, args, seed):
 def measure_compile(sampler, params, prompts, args):
   ids, mask, n = sampler.prepare_prompts(prompts, 1)
   t0 = time.perf_counter()
-  sampler._generate.lower(  # pylint: disable=protected-access
+  sampler.generate_fn.lower(
       params, ids, mask, np.ones(n, np.float32), np.zeros(args.new, np.float32),
       np.float32(1.0), jax.random.key(0), max_new_tokens=args.new, top_k=0,
       per_step=False).compile()

@@ -54,12 +54,10 @@ def worker(process_id: int, num_processes: int, port: int, out: str) -> None:
     jax.distributed.initialize(coordinator_address=f"localhost:{port}",
                                num_processes=num_processes, process_id=process_id,
                                initialization_timeout=120)
-  import functools  # pylint: disable=g-import-not-at-top
-  import jax.numpy as jnp
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   import optax
   from flax import nnx
   from jax.experimental import multihost_utils
-  from jax.sharding import NamedSharding, PartitionSpec as P
   from microcoder_jax import config_lib, evals, sharding
   from microcoder_jax.data import tiny_tokenizer
   from microcoder_jax.evaluator import Evaluator, parse_problem
@@ -72,22 +70,29 @@ def worker(process_id: int, num_processes: int, port: int, out: str) -> None:
   mesh = sharding.make_mesh({"fsdp": 4, "tensor": 2})
   tok = tiny_tokenizer.load()
   problems = [parse_problem(p) for p in PROBLEMS]
-  prompt_ids = [tok.encode(f"problem {i}: print the input line.") for i in range(4)]
+  # The last prompt falls into a longer length bucket than the others, so the
+  # two rollout chunks have different prompt widths.
+  prompt_ids = [tok.encode(f"problem {i}: print the input line." * (1 + 5 * (i == 3)))
+                for i in range(4)]
   model = init_model(get_preset("tiny", vocab_size=len(tok)), seed=0, mesh=mesh)
   graphdef, params = nnx.split(model)
   optimizer = optax.sgd(1.0)  # deltas are the gradients (see test_train.py)
   rl_cfg = config_lib.base_config("microcoder_grpo", "runlocal").rl
   loss_cfg = step_lib.LossConfig(micro_batch_size=8, logprob_chunk=64)
-  update = jax.jit(functools.partial(step_lib.update_step, graphdef=graphdef,
-                                     optimizer=optimizer, cfg=loss_cfg), donate_argnums=0)
-  recompute = jax.jit(functools.partial(step_lib.sequence_logprobs, graphdef, chunk=64))
+  param_sharding = sharding.state_shardings(params, mesh)
+  state_sharding = step_lib.train_state_shardings(param_sharding, optimizer, params, mesh)
+  update = step_lib.jit_update_step(graphdef, optimizer, loss_cfg, mesh=mesh,
+                                    state_sharding=state_sharding, rows=16)
+  recompute = step_lib.jit_recompute(graphdef, mesh=mesh, param_sharding=param_sharding,
+                                     rows=16, micro_batch_size=8, chunk=64)
   sampler = Sampler(model, stop_ids=(tok.eos_token_id,), pad_id=tok.pad_token_id or 0,
                     mesh=mesh)
   key = jax.random.key(0)
   with Evaluator(workers=1, timeout_s=2.0, memory_mb=512) as evaluator, \
        sharding.use_mesh(mesh):
-    state = step_lib.TrainState(params, jax.jit(optimizer.init)(params),
-                                jnp.zeros((), jnp.int32))
+    state = step_lib.TrainState(
+        params, jax.jit(optimizer.init, out_shardings=state_sharding.opt_state)(params),
+        jax.device_put(jnp.zeros((), jnp.int32), state_sharding.step))
     judged = rollout_lib.generate_and_judge(
         sampler, state.params, evaluator, _VerdictTokenizer(tok), problems, prompt_ids,
         group_size=4, max_new_tokens=12, temperature=1.2, rng=key, chunks=2)
@@ -95,7 +100,7 @@ def worker(process_id: int, num_processes: int, port: int, out: str) -> None:
                                key=jax.random.fold_in(key, 1))
     batch = rollout_lib.assemble(judged.rollout, scored)
     multi = jax.process_count() > 1
-    batch = rollout_lib.to_device(batch, NamedSharding(mesh, P()) if multi else None)
+    batch = rollout_lib.to_device(batch, step_lib.batch_sharding(mesh, 16))
     old = recompute(state.params, batch)
     logp_diff = float(jnp.max(jnp.where(batch.loss_mask_NxT > 0,
                                         jnp.abs(old - batch.old_logp_NxT), 0.0)))

@@ -148,6 +148,53 @@ def test_gradient_accumulation_reproduces_full_batch():
   assert float(ma["grad_norm"]) == pytest.approx(float(mb["grad_norm"]), rel=1e-4)
 
 
+def test_update_with_remat_equals_update_without():
+  base = init_model(get_preset("tiny", vocab_size=64), seed=2)
+  graphdef, params = nnx.split(base)
+  batch = _random_batch(base.cfg, seed=5)
+  results = []
+  for remat in ("none", "full", "dots_saveable"):
+    cfg = base.cfg.replace(remat=remat, attention="blockwise", attention_block_q=4,
+                           attention_block_kv=4)
+    model = nnx.merge(nnx.graphdef(init_model(cfg)), params)
+    results.append(_one_update(model, batch)[0].params)
+  for other in results[1:]:
+    for (path, a), (_, b) in zip(nnx.to_flat_state(results[0]), nnx.to_flat_state(other)):
+      a, b = np.asarray(a[...]), np.asarray(b[...])
+      rel = np.abs(a - b).max() / max(np.abs(a).max(), 1e-12)
+      assert rel <= 1e-6, (path, rel)
+
+
+def test_micro_batched_recompute_equals_one_shot():
+  model = init_model(get_preset("tiny", vocab_size=64), seed=3)
+  graphdef, params = nnx.split(model)
+  batch = _random_batch(model.cfg, n=12, seed=6)
+  want = np.asarray(jax.jit(lambda p, b: step_lib.sequence_logprobs(graphdef, p, b, 16))(
+      params, batch))
+  mesh = sharding.make_mesh({"fsdp": 4, "tensor": 2})
+  for micro in (4, 5, 12):  # 5: rows padded to a multiple of the micro-batch
+    fn = step_lib.jit_recompute(graphdef, mesh=mesh, param_sharding=sharding.state_shardings(
+        params, mesh), rows=12, micro_batch_size=micro, chunk=16)
+    with sharding.use_mesh(mesh):
+      got = np.asarray(fn(params, batch))
+    np.testing.assert_allclose(got, want, atol=1e-5, err_msg=f"micro={micro}")
+
+
+def test_recompute_compiles_once():
+  model = init_model(get_preset("tiny", vocab_size=64), seed=0)
+  graphdef, params = nnx.split(model)
+  traces = []
+
+  def fn(p, b):
+    traces.append(1)
+    return step_lib.recompute_logprobs(graphdef, p, b, micro_batch_size=4, chunk=16)
+
+  recompute = jax.jit(fn)
+  for seed in range(3):
+    recompute(params, _random_batch(model.cfg, seed=seed))
+  assert len(traces) == 1
+
+
 def test_update_step_compiles_once():
   model = init_model(get_preset("tiny", vocab_size=64), seed=0)
   graphdef, params = nnx.split(model)
@@ -186,6 +233,27 @@ def test_every_config_resolves_and_builds_abstractly(path):
   assert c.ppo_mini_batch_size * c.rollout.group_size % c.micro_batch_size == 0
 
 
+def test_rollout_chunk_rows_from_the_cache_budget():
+  from microcoder_jax import train
+  from microcoder_jax.models import KVCache
+  c = _load_config(os.path.join(ROOT, "configs", "microcoder_grpo.py"), "max_len=8192")
+  c.unlock()
+  cfg = get_preset("qwen3_1p7b")
+  mesh = sharding.make_mesh({"fsdp": 8})
+  per_row = KVCache.bytes_per_row(cfg, 2048 + 8192)  # prompt bucket + L_max
+  c.rollout.cache_memory_gib = 8.0
+  rows = train.rollout_chunk_rows(c, cfg, mesh, prompt_len=1500)
+  assert rows % c.rollout.group_size == 0
+  assert rows * per_row / 8 <= 8 * 2**30 < (rows + c.rollout.group_size) * per_row / 8
+  c.rollout.chunk_rows = 24
+  assert train.rollout_chunk_rows(c, cfg, mesh, prompt_len=1500) == 24
+  c.rollout.chunk_rows, c.rollout.cache_memory_gib = 0, 0.0
+  assert train.rollout_chunk_rows(c, cfg, mesh, prompt_len=1500) == 0  # no cap
+  c.rollout.cache_memory_gib = 0.5
+  with pytest.raises(train.ConfigError, match="cache_memory_gib=0.5"):
+    train.rollout_chunk_rows(c, cfg, mesh, prompt_len=1500)
+
+
 def test_invalid_configs_fail_clearly():
   from microcoder_jax import train
   from microcoder_jax.sharding import MeshError
@@ -199,6 +267,13 @@ def test_invalid_configs_fail_clearly():
   with pytest.raises(MeshError, match="3"):
     train.validate(c)
   c.mesh.fsdp = -1
+  c.model.attention = "flash"
+  with pytest.raises(train.ConfigError, match="model.attention='flash'"):
+    train.validate(c)
+  c.model.attention, c.model.remat = "auto", "sometimes"
+  with pytest.raises(train.ConfigError, match="model.remat='sometimes'"):
+    train.validate(c)
+  c.model.remat = "full"
   c.rollout.temperature = "ramp:0.6,1.2@100"
   with pytest.raises(ValueError, match="allow_ramp"):
     train.validate(c)

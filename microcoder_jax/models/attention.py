@@ -19,7 +19,9 @@ Backends (`impl`, the model config's `attention`):
   cudnn      `jax.nn.dot_product_attention(implementation="cudnn")`, GPU,
              bfloat16/float16 only.
   auto       TPU -> splash, GPU -> cudnn (blockwise for float32), CPU ->
-             blockwise once T x S exceeds `AUTO_PLAIN_MAX`, plain below.
+             blockwise once T x S exceeds `AUTO_PLAIN_MAX`, plain below;
+             cached calls: blockwise over caches of more than
+             `AUTO_PLAIN_CACHE` slots, plain below.
 
 splash and cudnn are full-sequence kernels: they serve calls without a cache
 (q_offset 0, T == S, the training forward). Calls on a KV cache always use the
@@ -45,8 +47,11 @@ from jax.sharding import PartitionSpec as P
 from microcoder_jax import sharding
 
 BACKENDS = ("auto", "plain", "blockwise", "splash", "cudnn")
-# Under "auto" on CPU, T x S at or below this uses the plain path (small demos).
+# Under "auto": uncached calls with T x S at or below this use the plain path
+# on CPU (small demos); cached calls over at most this many slots use it on
+# every platform (one einsum beats a loop over a few short blocks).
 AUTO_PLAIN_MAX = 1024 * 1024
+AUTO_PLAIN_CACHE = 1024
 _NEG = -1e30  # finite: fully masked (padding) rows stay NaN-free
 
 
@@ -58,7 +63,7 @@ def resolve(impl: str, *, t: int, s: int, cached: bool, dtype, head_dim: int,
   if impl == "plain":
     return "plain"
   if cached:  # full-sequence kernels do not take a cache offset
-    return "plain" if impl == "auto" and t * s <= AUTO_PLAIN_MAX else "blockwise"
+    return "plain" if impl == "auto" and s <= AUTO_PLAIN_CACHE else "blockwise"
   if impl != "auto":
     return impl
   platform = platform or jax.devices()[0].platform

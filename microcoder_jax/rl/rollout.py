@@ -279,9 +279,16 @@ def dynamic_sampling_rows(rewards_N: np.ndarray, group_size: int, num_groups: in
 
 
 def to_device(batch: TrainBatch, sharding=None) -> TrainBatch:
+  """Host arrays -> global device arrays laid out as `sharding`.
+
+  Every process holds the same host batch; each places only its own
+  devices' slices, so this works under multi-controller JAX too.
+  """
   if sharding is None:
     return jax.tree.map(jnp.asarray, batch)
-  return jax.device_put(batch, sharding)
+  return jax.tree.map(
+      lambda x: jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx]),
+      jax.tree.map(np.asarray, batch))
 
 
 def metric_means(dicts: Sequence[dict[str, Any]]) -> dict[str, float]:

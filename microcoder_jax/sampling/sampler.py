@@ -87,8 +87,10 @@ class Sampler:
     self.rules = rules
     self.buckets = tuple(sorted(buckets))
     self.num_traces = 0  # incremented each time the program is (re)traced
-    self._generate = jax.jit(self._generate_impl,
-                             static_argnames=("max_new_tokens", "top_k", "per_step"))
+    # The jitted program (public for ahead-of-time lowering, see
+    # `microcoder_jax.memory.lower_sampler`).
+    self.generate_fn = jax.jit(self._generate_impl,
+                               static_argnames=("max_new_tokens", "top_k", "per_step"))
 
   # ------------------------------------------------------------ host side
   def prepare_prompts(self, prompts: Sequence[Sequence[int]], num_samples: int):
@@ -140,7 +142,7 @@ class Sampler:
     ctx = (sharding.use_mesh(self.mesh, self.rules) if self.mesh is not None
            else contextlib.nullcontext())
     with ctx:
-      out = self._generate(params, *args, jnp.asarray(sched),
+      out = self.generate_fn(params, *args, jnp.asarray(sched),
                            jnp.asarray(top_p, jnp.float32), rng,
                            max_new_tokens=max_new_tokens, top_k=int(top_k),
                            per_step=per_step)

@@ -46,6 +46,17 @@ def test_parity_with_transformers(hf_checkpoint):
   assert diff.max() <= 1e-4
 
 
+def test_parity_scanned_remat_blockwise(hf_checkpoint):
+  """Run-time options change how the model computes, not what it computes."""
+  family, path, hf_model = hf_checkpoint
+  ids, mask = _batch()
+  ours = from_pretrained(path, remat="full", attention="blockwise",
+                         attention_block_q=5, attention_block_kv=4)
+  assert ours.cfg.scan_layers
+  diff = np.abs(_ours(ours, ids, mask) - hf_logits(hf_model, ids, mask))[mask == 1]
+  assert diff.max() <= 1e-4, (family, diff.max())
+
+
 def test_default_call_unpadded(hf_checkpoint):
   _, path, hf_model = hf_checkpoint
   ids, _ = _batch()

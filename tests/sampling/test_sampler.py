@@ -93,6 +93,27 @@ def test_empirical_frequencies_match_tempered_softmax():
     assert p_value > 1e-3, (temperature, obs, exp)
 
 
+def test_draw_is_exact_on_a_qwen_sized_vocabulary():
+  """151,936 tokens: 64 likely ones, then a tail whose tokens each hold less
+  than half a float32 ulp of the head's mass (0.7% of the mass in all): the
+  tail is drawn at its rate and the head at its rates."""
+  from microcoder_jax.sampling import strategies
+  v, head, rows, calls = 151_936, 64, 64, 30
+  weights = np.full(v, 3e-6)
+  weights[:head] = np.linspace(0.5, 1.5, head)
+  probs = weights / weights.sum()
+  logp = jnp.broadcast_to(jnp.log(jnp.asarray(probs, jnp.float32)), (rows, v))
+  draw = jax.jit(strategies.draw)
+  tokens = np.concatenate([np.asarray(draw(jax.random.key(i), logp)) for i in range(calls)])
+  n, tail_p = tokens.size, probs[head:].sum()
+  tail = int((tokens >= head).sum())
+  sd = np.sqrt(n * tail_p * (1 - tail_p))
+  assert abs(tail - n * tail_p) < 4.5 * sd and tail > 0, (tail, n * tail_p)
+  counts = np.bincount(tokens[tokens < head], minlength=head)
+  p_value = scipy.stats.chisquare(counts, probs[:head] / probs[:head].sum() * counts.sum()).pvalue
+  assert p_value > 1e-3
+
+
 def test_top_k_and_top_p_restrict_support():
   m = _peaked(init_model(get_preset("tiny", vocab_size=16), seed=4), 5.0)
   logits = np.asarray(m(jnp.asarray([[1, 2, 3]]))[0, -1], np.float64)
