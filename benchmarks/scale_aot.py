@@ -84,8 +84,7 @@ def measure(row: Row, *, attention: str, remat: str, logprob_chunk: int) -> dict
                                   prompt=row.prompt, response=row.response,
                                   logprob_chunk=logprob_chunk)
     estimate = memory.update(cfg, micro_rows=row.micro, prompt=row.prompt,
-                             response=row.response, remat=remat,
-                             logprob_chunk=logprob_chunk, **shards)
+                             response=row.response, logprob_chunk=logprob_chunk, **shards)
   elif row.program == "recompute":
     lowered = memory.lower_recompute(cfg, mesh, rows=row.rows, micro_rows=row.micro,
                                      prompt=row.prompt, response=row.response,

@@ -67,21 +67,35 @@ def _block_activations(cfg: ModelConfig, tokens: int, a: int) -> int:
 
 def _attention_tiles(cfg: ModelConfig, rows: int, tokens: int, copies: int) -> int:
   """float32 [rows, N, block_q, block_kv] score tiles of the blockwise kernel
-  (scores, probabilities; in the backward also their gradients)."""
-  bq, bk = min(cfg.attention_block_q, tokens), min(cfg.attention_block_kv, tokens)
+  (scores, probabilities; in the backward also their gradients); the whole
+  [T, T] score matrix for plain attention (also what `auto` picks for short
+  sequences)."""
+  full = _full_scores(cfg, tokens)
+  bq = tokens if full else min(cfg.attention_block_q, tokens)
+  bk = tokens if full else min(cfg.attention_block_kv, tokens)
   return rows * cfg.num_heads * bq * bk * 4 * copies
 
 
+def _full_scores(cfg: ModelConfig, tokens: int) -> bool:
+  return cfg.attention == "plain" or (cfg.attention == "auto" and tokens <= 1024)
+
+
 def update(cfg: ModelConfig, *, param_shards: int, batch_shards: int, micro_rows: int,
-           prompt: int, response: int, remat: str = "full", logprob_chunk: int = 1024,
+           prompt: int, response: int, logprob_chunk: int = 1024,
            vocab_chunk: int = 8192) -> Estimate:
-  """One `update_step` (AdamW, float32 master parameters)."""
+  """One `update_step` (AdamW, float32 master parameters), remat per `cfg.remat`."""
   a = jnp.dtype(cfg.jnp_dtype).itemsize
   n, d, v = cfg.num_params(), cfg.hidden_size, cfg.vocab_size
   r = max(1, micro_rows // batch_shards)
   t = prompt + response
   block = _block_activations(cfg, r * t, a)
-  saved = (r * t * d * a if remat == "full" else block) * cfg.num_layers
+  # Without remat every block's activations stay alive, and with plain
+  # attention so do its [T, T] probabilities.
+  if cfg.remat == "full":
+    saved = r * t * d * a * cfg.num_layers
+  else:
+    scores = _attention_tiles(cfg, r, t, 2) if _full_scores(cfg, t) else 0
+    saved = (block + scores) * cfg.num_layers
   return Estimate({
       # float32 parameters, Adam mu and nu
       "state": 12 * n / param_shards,

@@ -28,9 +28,9 @@ from tqdm import tqdm
 from microcoder_jax import checkpoint, evals, metrics as metrics_lib, sharding
 from microcoder_jax.data import datasets, prompts, tiny_tokenizer
 from microcoder_jax.evaluator import Evaluator
-from microcoder_jax.models.config import ATTENTION_BACKENDS, REMAT_POLICIES
 from microcoder_jax.models import (KVCache, from_pretrained, get_preset, init_model,
                                    save_pretrained)
+from microcoder_jax.models.config import ATTENTION_BACKENDS, REMAT_POLICIES
 from microcoder_jax.rl import rollout as rollout_lib
 from microcoder_jax.rl import step as step_lib
 from microcoder_jax.sampling import Sampler
@@ -76,9 +76,11 @@ def validate(c) -> None:
   TemperatureSchedule.parse(r.max_response_length)
 
 
-def rollout_chunk_rows(c, model_cfg, mesh, prompt_len: int) -> int:
+def sampler_row_cap(c, model_cfg, mesh, prompt_len: int, length_spec: str,
+                    group: int) -> int:
   """Rows per sampler call: `rollout.chunk_rows`, else what the per-device
-  KV-cache budget `rollout.cache_memory_gib` holds (0: no cap).
+  KV-cache budget `rollout.cache_memory_gib` holds for responses of up to
+  `length_spec` tokens, in whole groups of `group` rows (0: no cap).
 
   The cache of one row takes 2·L·S·K·H·bytes (S = prompt bucket + L_max);
   rows are sharded over the batch axes, so a device holds rows / shards.
@@ -87,20 +89,17 @@ def rollout_chunk_rows(c, model_cfg, mesh, prompt_len: int) -> int:
   if r.chunk_rows:
     rows = r.chunk_rows
   elif r.cache_memory_gib:
-    longest = max(t for _, t in TemperatureSchedule.parse(r.max_response_length).stages)
-    length = bucket_length(prompt_len) + int(longest)
-    per_row = KVCache.bytes_per_row(model_cfg, length)
+    longest = max(t for _, t in TemperatureSchedule.parse(length_spec).stages)
+    per_row = KVCache.bytes_per_row(model_cfg, bucket_length(prompt_len) + int(longest))
     shards = mesh.shape["data"] * mesh.shape["fsdp"]
     rows = int(r.cache_memory_gib * 2**30 * shards // per_row)
-    if rows < r.group_size:
+    if rows < group:
       raise ConfigError(
           f"rollout.cache_memory_gib={r.cache_memory_gib} holds {rows} rows of "
-          f"{per_row / 2**20:.0f} MiB cache each; a group needs {r.group_size}")
-    log.info("rollout chunks of at most %d rows (%.2f GiB KV cache per device)",
-             rows, rows * per_row / shards / 2**30)
+          f"{per_row / 2**20:.0f} MiB cache each; a group needs {group}")
   else:
     return 0
-  return max(r.group_size, rows - rows % r.group_size)
+  return max(group, rows - rows % group)
 
 
 def length_schedule(spec: str):
@@ -249,7 +248,13 @@ def main(argv):
   timer = metrics_lib.PhaseTimer()
   key = jax.random.key(c.seed)
   max_prompt_len = max(map(len, train_ids + eval_ids))
-  chunk_rows = rollout_chunk_rows(c, model.cfg, mesh, max_prompt_len)
+  chunk_rows = sampler_row_cap(c, model.cfg, mesh, max_prompt_len,
+                               c.rollout.max_response_length, c.rollout.group_size)
+  eval_rows = sampler_row_cap(c, model.cfg, mesh, max_prompt_len,
+                              c.eval.max_response_length, c.eval.k)
+  if chunk_rows:
+    log.info("sampler calls of at most %d rollout rows, %d held-out rows",
+             chunk_rows, eval_rows)
 
   def run_heldout(step):
     m, table, samples, results = evals.run_eval(
@@ -257,7 +262,7 @@ def main(argv):
         k=c.eval.k, max_new_tokens=length_schedule(c.eval.max_response_length)(step),
         temperature=c.eval.temperature, top_p=c.eval.top_p,
         rng=jax.random.fold_in(jax.random.fold_in(key, 2), step),
-        batch_prompts=max(1, chunk_rows // c.eval.k) if chunk_rows else 64)
+        batch_prompts=eval_rows // c.eval.k if eval_rows else 64)
     if is_main:
       with open(os.path.join(workdir, f"heldout_{step:06d}.jsonl"), "w") as f:
         for s, r in zip(samples, results):

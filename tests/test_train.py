@@ -242,16 +242,19 @@ def test_rollout_chunk_rows_from_the_cache_budget():
   mesh = sharding.make_mesh({"fsdp": 8})
   per_row = KVCache.bytes_per_row(cfg, 2048 + 8192)  # prompt bucket + L_max
   c.rollout.cache_memory_gib = 8.0
-  rows = train.rollout_chunk_rows(c, cfg, mesh, prompt_len=1500)
-  assert rows % c.rollout.group_size == 0
-  assert rows * per_row / 8 <= 8 * 2**30 < (rows + c.rollout.group_size) * per_row / 8
+  cap = lambda spec="8192", group=8: train.sampler_row_cap(c, cfg, mesh, 1500, spec, group)
+  rows = cap()
+  assert rows % 8 == 0
+  assert rows * per_row / 8 <= 8 * 2**30 < (rows + 8) * per_row / 8
+  assert cap("4096,8192@100") == rows  # the longest stage counts
+  assert cap("4096") > rows and cap(group=4) % 4 == 0
   c.rollout.chunk_rows = 24
-  assert train.rollout_chunk_rows(c, cfg, mesh, prompt_len=1500) == 24
+  assert cap() == 24
   c.rollout.chunk_rows, c.rollout.cache_memory_gib = 0, 0.0
-  assert train.rollout_chunk_rows(c, cfg, mesh, prompt_len=1500) == 0  # no cap
+  assert cap() == 0  # no cap
   c.rollout.cache_memory_gib = 0.5
   with pytest.raises(train.ConfigError, match="cache_memory_gib=0.5"):
-    train.rollout_chunk_rows(c, cfg, mesh, prompt_len=1500)
+    cap()
 
 
 def test_invalid_configs_fail_clearly():
