@@ -252,8 +252,8 @@ def main(argv):
                                c.rollout.max_response_length, c.rollout.group_size)
   eval_rows = sampler_row_cap(c, model.cfg, mesh, max_prompt_len,
                               c.eval.max_response_length, c.eval.k)
-  if chunk_rows:
-    log.info("sampler calls of at most %d rollout rows, %d held-out rows",
+  if chunk_rows and chunk_rows < c.rollout.train_batch_size * c.rollout.group_size:
+    log.info("rollout sampled in calls of at most %d rows (held-out: %d rows)",
              chunk_rows, eval_rows)
 
   def run_heldout(step):

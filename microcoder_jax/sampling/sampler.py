@@ -14,6 +14,12 @@ The loop stops when every row has emitted a stop id, or after
 `max_new_tokens`. A row's response includes its stop token; tokens after it
 are `pad_id` with log-prob 0. `truncated` marks rows that never stopped: the
 paper's |o| = L_max, judged by stop reason rather than by the last token.
+
+Memory: the KV cache (`models.KVCache`, compute dtype, rows sharded over the
+batch axes) dominates, 2·L·(P + max_new_tokens)·K·H bytes·dtype per row; the
+prefill attends over the prompt it writes and each decode step over the filled
+part of the cache only. Callers size batches with `KVCache.bytes_per_row`
+(the trainer's `rollout.cache_memory_gib`).
 """
 
 from __future__ import annotations
