@@ -14,6 +14,7 @@ from typing import Sequence
 import jax
 import numpy as np
 
+from microcoder_jax.data import prompts
 from microcoder_jax.rl import rollout as rollout_lib
 
 DIFFICULTIES = ("easy", "medium", "hard")
@@ -62,9 +63,9 @@ def run_eval(sampler, params, evaluator, tokenizer, problems: Sequence,
                        temperature=temperature, top_p=top_p,
                        rng=jax.random.fold_in(rng, lo))
     r = jax.tree.map(rollout_lib.host_array, r)
-    texts = [tokenizer.decode(row[:n], skip_special_tokens=True)
+    texts = [prompts.decode_completion(tokenizer, row[:n])
              for row, n in zip(r.tokens_NxT, r.lengths_N)]
-    rows = [{"id": p.id, "completion": t} for p, t in zip(np.repeat(chunk, k), texts)]
+    rows = rollout_lib.judge_rows(chunk, ids, texts, tokenizer, k)
     res = evaluator.evaluate({p.id: p for p in chunk}, rows[rollout_lib.own_rows(len(rows))])
     res = rollout_lib.exchange_results([res])[0]
     samples += rows

@@ -46,6 +46,9 @@ class _VerdictTokenizer:
     h = int(hashlib.sha256(np.asarray(ids, np.int64).tobytes()).hexdigest(), 16) % 3
     return (PASS, FAIL, self.tok.decode(ids, skip_special_tokens=skip_special_tokens))[h]
 
+  def __getattr__(self, name):  # eos_token, pad_token, ...
+    return getattr(self.tok, name)
+
 
 def worker(process_id: int, num_processes: int, port: int, out: str) -> None:
   import jax  # pylint: disable=g-import-not-at-top

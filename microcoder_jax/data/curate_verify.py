@@ -14,7 +14,6 @@ import copy
 import dataclasses
 
 from microcoder_jax.evaluator import Evaluator, parse_problem
-from microcoder_jax.evaluator.results import normalise_code
 
 _FLIP = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt,
          ast.Eq: ast.NotEq, ast.NotEq: ast.Eq}
@@ -92,13 +91,13 @@ def mutants(code: str, limit: int) -> list[str]:
     tree = ast.parse(code)
   except SyntaxError:
     return []
-  base, out = normalise_code(ast.unparse(tree)), []
+  base, out = ast.unparse(tree), []  # unparse output is already canonical
   for target in range(200):
     m = _Mutator(target)
     text = ast.unparse(m.visit(copy.deepcopy(tree)))
     if m.seen <= target:
       break
-    if normalise_code(text) != base and text not in out:
+    if text != base and text not in out:
       out.append(text)
     if len(out) == limit:
       break

@@ -34,6 +34,24 @@ def encode_prompt(tokenizer, problem, *, system: str | None = None,
   return list(tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
+def decode_completion(tokenizer, token_ids: Sequence[int]) -> str:
+  """A response's text as the judge needs it.
+
+  Special tokens are kept (reasoning models' `<think>`/`</think>` can be
+  special, and the judge must see where reasoning ends); only the stop
+  marker that ended the response is removed.
+  """
+  text = tokenizer.decode(list(token_ids), skip_special_tokens=False)
+  markers = set(STOP_STRINGS) | {t for t in (tokenizer.eos_token, tokenizer.pad_token) if t}
+  stripped = True
+  while stripped:
+    stripped = False
+    for m in markers:
+      if text.endswith(m):
+        text, stripped = text[:-len(m)], True
+  return text
+
+
 def stop_token_ids(tokenizer, extra: Sequence[str] = ()) -> list[int]:
   """Ids of the tokenizer's EOS and the usual chat end markers it knows."""
   ids = set()

@@ -18,11 +18,30 @@ from microcoder_jax.evaluator import pool
 from microcoder_jax.evaluator import verdict as verdict_lib
 from microcoder_jax.evaluator import wire
 from microcoder_jax.evaluator.results import compare_cap
-from microcoder_jax.evaluator.results import normalise_code
+from microcoder_jax.evaluator.results import code_key
 from microcoder_jax.evaluator.results import Result
 from microcoder_jax.evaluator.results import Ticket
 
-EVALUATOR_VERSION = "1"
+EVALUATOR_VERSION = "2"
+# Bounds on the evaluator's limits: finite, positive, and within reason.
+_LIMITS = {"timeout_s": (0.01, 600.0), "memory_mb": (16, 1 << 20),
+           "disk_mb": (1, 1 << 16), "program_time_limit_s": (0.01, 86400.0),
+           "max_code_bytes": (1, 1 << 30)}
+
+
+class IsolationError(RuntimeError):
+  """The kernel does not allow every required sandbox layer."""
+
+
+def _check_limit(name: str, value) -> float:
+  lo, hi = _LIMITS[name]
+  try:
+    ok = lo <= float(value) <= hi and not isinstance(value, bool)
+  except (TypeError, ValueError):
+    ok = False
+  if not ok:
+    raise ValueError(f"{name}={value!r}: must be a number in [{lo:g}, {hi:g}]")
+  return float(value)
 
 
 class _Job:
@@ -31,7 +50,7 @@ class _Job:
   def __init__(self, key, problem, code, limits):
     self.key, self.problem, self.code = key, problem, code
     self.tl, self.mem_mb = limits
-    self.waiters, self.attempts = [], 0
+    self.waiters, self.attempts, self.program_blamed = [], 0, False
     self.reset()
 
   def reset(self):
@@ -51,18 +70,31 @@ class Evaluator:
       partial-credit rewards (then `tests_passed` counts every test).
     nonzero_exit_is_re: a nonzero exit fails a test even if output matches.
     program_time_limit_s: CPU cap summed over all tests of one program.
-    sandbox_disable: isolation layers to skip ("pidns", "netns", "uid",
-      "landlock", "seccomp", "userns"); only for testing the fallbacks.
+    disk_mb: size of the private tmpfs each test may write (its only
+      writable place) and the largest file it may write.
+    max_code_bytes: longer programs are a `compile_error`, never compiled.
+    allow_weak_isolation: run even where the kernel lacks a required layer
+      (`pool.REQUIRED_LAYERS`); otherwise construction raises IsolationError.
+    sandbox_disable: isolation layers to skip ("mntns", "pidns", "netns",
+      "ipcns", "uid", "landlock", "seccomp", "userns"); only for testing the
+      fallbacks (needs `allow_weak_isolation`).
   """
 
   def __init__(self, workers=None, timeout_s=4.0, memory_mb=1024,
                comparator="microcoder", early_exit=True,
                nonzero_exit_is_re=True, cache=True, preload_numpy=True,
-               max_attempts=3, program_time_limit_s=120.0,
+               max_attempts=3, program_time_limit_s=120.0, disk_mb=64,
+               max_code_bytes=1 << 20, allow_weak_isolation=False,
                sandbox_disable=()):
     if comparator not in ("microcoder", "lcb"):
       raise ValueError(f"unknown comparator {comparator!r}")
-    self.timeout_s, self.memory_mb = float(timeout_s), int(memory_mb)
+    timeout_s = _check_limit("timeout_s", timeout_s)
+    memory_mb = int(_check_limit("memory_mb", memory_mb))
+    self.disk_mb = int(_check_limit("disk_mb", disk_mb))
+    program_time_limit_s = _check_limit("program_time_limit_s", program_time_limit_s)
+    self.max_code_bytes = int(_check_limit("max_code_bytes", max_code_bytes))
+    self.allow_weak_isolation = bool(allow_weak_isolation)
+    self.timeout_s, self.memory_mb = timeout_s, memory_mb
     self.comparator, self.early_exit = comparator, early_exit
     self.nonzero_exit_is_re, self.use_cache = nonzero_exit_is_re, cache
     self.preload_numpy, self.max_attempts = preload_numpy, max_attempts
@@ -90,6 +122,8 @@ class Evaluator:
     self._started.wait()
     if self._start_error is not None:
       self.close()
+      if isinstance(self._start_error, IsolationError):
+        raise self._start_error
       raise RuntimeError("evaluator workers failed to start") from (
           self._start_error)
 
@@ -101,6 +135,13 @@ class Evaluator:
         p.wait_hello()
         self._sel.register(p.rfd, selectors.EVENT_READ, p)
       self.isolation = self._procs[0].isolation
+      missing = pool.missing_layers(self.isolation)
+      if missing and not self.allow_weak_isolation:
+        raise IsolationError(
+            f"sandbox layers {missing} are unavailable here (isolation: "
+            f"{self.isolation}); refusing to run untrusted code. Pass "
+            "allow_weak_isolation=True (CLI: --allow-weak-isolation) to accept "
+            "the weaker sandbox.")
     except Exception as e:  # pylint: disable=broad-except
       self._start_error = e
       self._closed = True
@@ -127,7 +168,9 @@ class Evaluator:
       pid, text, code = ((s["id"], s.get("completion", ""), s.get("code"))
                          if isinstance(s, dict) else (s[0], s[1], None))
       k, counts[pid] = counts[pid], counts[pid] + 1
-      code = extract.extract_code(text) if code is None else code
+      opens_think = bool(s.get("prompt_opens_think")) if isinstance(s, dict) else False
+      code = (extract.extract_code(text, prompt_opens_think=opens_think)
+              if code is None else code)
       prob = problems.get(pid)
       base = Result(str(pid), k, "no_code", False, 0,
                     len(prob.tests) if prob else 0, code is not None, 0.0,
@@ -136,6 +179,12 @@ class Evaluator:
         if prob is None or not prob.tests:  # An empty test list never passes.
           base.verdict = "eval_error"
           base.detail = "unknown, invalid or empty problem"
+        ticket._fill(index, base)  # pylint: disable=protected-access
+        continue
+      size = len(code.encode("utf-8", "surrogatepass"))
+      if size > self.max_code_bytes:
+        base.verdict = "compile_error"
+        base.detail = f"source of {size} bytes exceeds max_code_bytes={self.max_code_bytes}"
         ticket._fill(index, base)  # pylint: disable=protected-access
         continue
       self._enqueue(prob, code, ticket, index, base)
@@ -179,8 +228,8 @@ class Evaluator:
     limits = self._limits(prob)
     key = hashlib.sha256("\0".join(
         (EVALUATOR_VERSION, self.comparator, repr(self.early_exit),
-         repr(self.nonzero_exit_is_re), repr(limits), prob.fingerprint,
-         normalise_code(code))).encode("utf-8", "surrogatepass")).hexdigest()
+         repr(self.nonzero_exit_is_re), repr(limits), repr(self.disk_mb),
+         prob.fingerprint, code_key(code))).encode("utf-8", "surrogatepass")).hexdigest()
     with self._lock:
       if self.use_cache and key in self._cache:
         self.stats["cache_hits"] += 1
@@ -279,11 +328,13 @@ class Evaluator:
                                             for t in job.problem.tests))
       header = {"t": "run", "job": jid, "mode": job.problem.mode,
                 "fn": job.problem.fn_name, "tl": job.tl, "mem_mb": job.mem_mb,
-                "cap": cap, "fp": fp, "inputs": "sent" if send else "kept",
-                "keep": keep, "keep_n": pool.INPUT_CACHE_PROBLEMS}
-      blobs = [job.code.encode("utf-8", "surrogateescape")]
+                "disk_mb": self.disk_mb, "cap": cap, "fp": fp,
+                "inputs": "sent" if send else "kept", "keep": keep,
+                "keep_n": pool.INPUT_CACHE_PROBLEMS}
+      # Lone surrogates (from JSON escapes) travel as they are.
+      blobs = [job.code.encode("utf-8", "surrogatepass")]
       if send:
-        blobs += [t.input.encode("utf-8", "surrogateescape")
+        blobs += [t.input.encode("utf-8", "surrogatepass")
                   for t in job.problem.tests]
       self._busy[proc] = [job, jid, self._deadline(job)]
       try:
@@ -292,7 +343,9 @@ class Evaluator:
         self._worker_lost(proc, job, "worker pipe broken")
 
   def _deadline(self, job) -> float:
-    return time.monotonic() + 2 * job.tl + 20.0
+    """Silence after which a worker counts as lost: beyond the supervisor's
+    own hard wall limit per test (10·TL + 5 s) and the worker's (+10 s)."""
+    return time.monotonic() + 10 * job.tl + 45.0
 
   def _on_frame(self, proc) -> None:
     job, jid, _ = self._busy[proc]
@@ -310,9 +363,9 @@ class Evaluator:
       if job.fail is not None and self.early_exit:
         return  # Already stopping: ignore speculative extra tests.
       test = job.problem.tests[head["i"]]
-      outcome = verdict_lib.judge_test(job.problem, test, head, blobs, job.tl,
-                                       self.comparator,
-                                       self.nonzero_exit_is_re, self._checker)
+      outcome, why = verdict_lib.judge_test(job.problem, test, head, blobs, job.tl,
+                                            self.comparator,
+                                            self.nonzero_exit_is_re, self._checker)
       job.cpu += max(head.get("cpu") or 0.0, 0.0)
       if outcome is None and job.cpu > self.program_time_limit_s:
         outcome = "timeout"
@@ -320,7 +373,8 @@ class Evaluator:
         job.passed += 1
       elif job.fail is None:
         job.fail = outcome
-        job.detail = f"test {head['i']}: {head.get('err', '')[-200:]}"
+        err = (blobs[2] if len(blobs) > 2 else b"").decode("utf-8", "replace")[-200:]
+        job.detail = f"test {head['i']}: {why}" + (f" | stderr: {err}" if err else "")
       if outcome is not None and self.early_exit and not job.stop_sent:
         job.stop_sent = True
         proc.send({"t": "stop", "job": jid})
@@ -328,6 +382,8 @@ class Evaluator:
       job.fail, job.detail = "compile_error", head.get("msg", "")
     elif kind == "done":
       del self._busy[proc]
+      if head.get("blame") == "program":
+        job.program_blamed = True
       if not head.get("ok") or job.fail == "eval_error":
         self._retry(job, head.get("why") or job.detail or "runner failure")
       elif job.fail is not None:
@@ -338,10 +394,13 @@ class Evaluator:
         self._finish(job, "eval_error", "incomplete results")
 
   def _retry(self, job, why: str) -> None:
+    """Runs a program again after a lost worker or supervisor. When attempts
+    run out it is the program's `runtime_error` if its code was running when
+    the sandbox died, else the judge's `eval_error`."""
     job.attempts += 1
     self.stats["retries"] += 1
     if job.attempts >= self.max_attempts:
-      self._finish(job, "eval_error", why)
+      self._finish(job, "runtime_error" if job.program_blamed else "eval_error", why)
     else:
       with self._lock:
         self._queue.appendleft(job)

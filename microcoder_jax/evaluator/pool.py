@@ -2,17 +2,29 @@
 import collections
 import os
 import select
-import shutil
 import signal
 import subprocess
 import sys
 
+from microcoder_jax.evaluator import sandbox
 from microcoder_jax.evaluator import wire
 
 _RUNNER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "runner.py")
+# Layers without which untrusted code does not run unless the user accepts a
+# weaker sandbox (`Evaluator(allow_weak_isolation=True)`); "uid" is met by
+# either a uid drop (root) or a user namespace (non-root).
+REQUIRED_LAYERS = ("mntns", "pidns", "netns", "ipcns", "uid", "seccomp")
 # Test inputs a worker keeps between programs (runner.py mirrors this LRU).
 INPUT_CACHE_PROBLEMS = 8
 INPUT_CACHE_MAX_BYTES = 64 << 20
+
+
+def missing_layers(isolation: str) -> list:
+  """Required layers absent from an isolation string (empty: full strength)."""
+  names = set(isolation.split(","))
+  if "userns" in names:
+    names.add("uid")
+  return [layer for layer in REQUIRED_LAYERS if layer not in names]
 
 
 def worker_env(preload_numpy: bool, disable=()) -> dict:
@@ -87,8 +99,8 @@ class WorkerProc:
         f.close()
       except OSError:
         pass
-    if self.base:
-      shutil.rmtree(self.base, ignore_errors=True)
+    if self.base:  # Only without a minimal root: work dirs on the host.
+      sandbox.remove_tree(self.base)
 
   def close(self, timeout_s: float = 2.0) -> None:
     try:

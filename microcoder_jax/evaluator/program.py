@@ -1,27 +1,386 @@
-"""The sandboxed program process: set up once, then run every test in turn.
+"""The program supervisor and the per-test program process.
 
-Runs inside the runner worker's fork (see runner.py); it is the init of a
-fresh PID namespace where the kernel allows it. Each test gets a memfd stdin,
-the worker's stdout/stderr memfds (truncated), fresh globals, reset `sys`
-state and restored builtins. A test that leaves threads running or hits the
-memory limit marks the process dirty; the worker then forks a new one for the
-remaining tests. Nothing here ever sees an expected output.
+  worker ──fork──> supervisor  (one per program: init of a fresh PID namespace,
+                    │           own /proc; trusted code only)
+                    └──fork──> test process  (one per test: runs the program once)
+
+The supervisor compiles the program (under the program's memory and CPU
+limits) but never runs it. It receives the tests one at a time from the
+worker over a unix socket (each input as a memfd, so it never holds another
+test's input), forks a test process per test, and reports what it observed
+itself: the exit status or signal and the CPU time from `wait4`, the peak RSS,
+whether it killed the process for CPU or wall time, the tail of stderr (a
+pipe it drains, so stderr is truncated, never fatal) and the stdout memfd.
+The test process holds no judge descriptor: its only files are its input,
+stdout, stderr and (functional problems) a result memfd.
+
+A test process enters private mount and IPC namespaces, mounts a fresh
+size-limited tmpfs on /tmp (its only writable place), sets its limits, drops
+to the unprivileged uid, applies Landlock and seccomp, signals "started" on a
+one-shot pipe, and only then runs the program with fresh globals. Whatever
+happens after "started" is the program's doing; a failure before it is the
+judge's. Nothing here ever sees an expected output.
 """
 import builtins
+import fcntl
 import json
 import math
 import os
 import resource
+import select
+import signal
+import socket
 import sys
-import threading
+import time
 import traceback
 
 import sandbox  # pylint: disable=g-bad-import-order
-import wire
 
-EXIT_MEMORY = 101
+EXIT_MEMORY = 101  # the program raised MemoryError (its own report: a failure either way)
 SET_TAG = "\u0000set"
 MAX_FD = 64
+ERR_TAIL = 1500  # bytes of stderr kept (the end)
+COMPILE_CPU_S = 10
+_GO_FD = 4  # the test process's end of its one-shot "started" pipe
+# Names LeetCode's Python 3 environment defines before the solution runs.
+_LEETCODE_MODULES = ("typing", "collections", "heapq", "bisect", "itertools",
+                     "functools", "math", "string", "re", "operator")
+
+
+# --------------------------------------------------------- wire (socket) ---
+def send_msg(sock: socket.socket, msg: dict, fds=()) -> None:
+  socket.send_fds(sock, [json.dumps(msg).encode()], list(fds))
+
+
+def recv_msg(sock: socket.socket, maxfds: int = 2):
+  data, fds, _, _ = socket.recv_fds(sock, 1 << 16, maxfds)
+  if not data:
+    for fd in fds:
+      os.close(fd)
+    raise EOFError("peer closed")
+  return json.loads(data), fds
+
+
+def memfd(name: str, data: bytes = b"") -> int:
+  fd = os.memfd_create(name, 0)
+  if data:
+    view = memoryview(data)
+    while view:
+      view = view[os.write(fd, view):]
+    os.lseek(fd, 0, os.SEEK_SET)
+  return fd
+
+
+def _cpu_clock(pid: int) -> int:
+  return ((~pid) << 3) | 2  # CPUCLOCK_SCHED of a whole process.
+
+
+# ------------------------------------------------------------- supervisor --
+def place_fds(targets: dict) -> None:
+  """dup2 {source fd: target fd} safely (sources may sit on targets), then
+  closes every other descriptor above the targets."""
+  high = {target: fcntl.fcntl(src, fcntl.F_DUPFD_CLOEXEC, 256)
+          for src, target in targets.items()}
+  for target, fd in high.items():
+    os.dup2(fd, target)  # dup2 clears close-on-exec on the target.
+  sandbox.close_fds_from(max(targets.values()) + 1)
+
+
+def supervise(sock_fd: int, code_fd: int, job: dict, caps: dict) -> None:
+  """The supervisor's life: set up, compile, then run tests until told to stop.
+
+  It tells the worker when its own set-up is done ("compiling"): a death
+  after that (compilation exhausting its limits) is the program's, before
+  it the judge's.
+  """
+  null = os.open("/dev/null", os.O_RDWR)
+  place_fds({null: 0, os.dup(null): 1, os.dup(null): 2, sock_fd: 3, code_fd: 4})
+  sock = socket.socket(fileno=3)
+  code = _read_all_bytes(4)
+  os.close(4)
+  os.setsid()
+  sandbox.set_pdeathsig()
+  sandbox.set_dumpable(False)
+  if caps["mntns"]:
+    sandbox.unshare(sandbox.CLONE_NEWNS)
+    if caps["pidns"]:
+      sandbox.mount_proc()
+  os.chdir("/")
+  resource.setrlimit(resource.RLIMIT_CPU, (COMPILE_CPU_S, resource.RLIM_INFINITY))
+  resource.setrlimit(resource.RLIMIT_AS, (job["as_bytes"], resource.RLIM_INFINITY))
+  send_msg(sock, {"t": "compiling"})
+  try:
+    code_obj = compile(code.decode("utf-8", "surrogatepass"), "main.py", "exec")
+  except (SyntaxError, ValueError, OverflowError, RecursionError, MemoryError,
+          UnicodeDecodeError) as e:
+    send_msg(sock, {"t": "compile_error", "msg": repr(e)[:500]})
+    os._exit(0)
+  resource.setrlimit(resource.RLIMIT_CPU, (resource.RLIM_INFINITY,) * 2)
+  resource.setrlimit(resource.RLIMIT_AS, (resource.RLIM_INFINITY,) * 2)
+  send_msg(sock, {"t": "ready"})
+  while True:
+    try:
+      msg, fds = recv_msg(sock, 1)
+    except (EOFError, OSError, ValueError):
+      os._exit(0)
+    if msg.get("t") != "test" or len(fds) != 1:
+      os._exit(0)
+    # A private, read-only description of the (sealed) input: the test's
+    # reads move only its own offset.
+    stdin_fd = os.open(f"/proc/self/fd/{fds[0]}", os.O_RDONLY | os.O_CLOEXEC)
+    os.close(fds[0])
+    report, keep = run_test(job, code_obj, stdin_fd, caps)
+    report["i"] = msg["i"]
+    send_msg(sock, report, keep)
+    for fd in keep:
+      os.close(fd)
+
+
+def run_test(job: dict, code_obj, stdin_fd: int, caps: dict):
+  """Forks one test process and watches it.
+
+  Returns (report, [stdout, result, stderr-tail] memfds): the worker moves
+  their bytes without reading them into its own memory.
+  """
+  functional = job["mode"] == "functional"
+  out_fd = memfd("stdout")
+  res_fd = memfd("result") if functional else -1
+  err_r, err_w = os.pipe()
+  go_r, go_w = os.pipe()
+  pid = os.fork()
+  if pid == 0:
+    os.close(err_r)
+    os.close(go_r)
+    _test_process(job, code_obj, (stdin_fd, out_fd, err_w, res_fd), go_w, caps)
+  for fd in (stdin_fd, err_w, go_w):
+    os.close(fd)
+  report, tail = _watch(pid, job["tl"], err_r, go_r)
+  os.close(err_r)
+  os.close(go_r)
+  _kill_strays(caps["pidns"])
+  if res_fd < 0:
+    res_fd = memfd("result")
+  return report, [out_fd, res_fd, memfd("stderr", tail)]
+
+
+def _watch(pid: int, tl: float, err_r: int, go_r: int) -> dict:
+  """Waits for the test process, enforcing CPU and wall limits, draining stderr.
+
+  Wall time is a backstop for programs that block or sleep: past 2·TL + 1 s
+  the process is killed unless it is still burning CPU (then it is only
+  starved by other load, and it may go on up to 10·TL + 5 s), so verdicts do
+  not depend on how loaded the machine is.
+  """
+  pidfd = os.pidfd_open(pid)
+  clock, start = _cpu_clock(pid), time.monotonic()
+  soft_wall, hard_wall = 2 * tl + 1.0, 10 * tl + 5.0
+  window = None  # (wall, cpu) at the start of the current starvation check
+  tail, started, killed = b"", False, None
+  watch = [pidfd, err_r, go_r]
+  os.set_blocking(err_r, False)
+  while True:
+    wall = time.monotonic() - start
+    try:
+      cpu = time.clock_gettime(clock)
+    except OSError:
+      cpu = 0.0
+    if killed is None and cpu > tl:
+      killed = "cpu"
+    elif killed is None and wall > hard_wall:
+      killed = "wall"
+    elif killed is None and wall > soft_wall:
+      if window is None:
+        window = (wall, cpu)
+      elif wall - window[0] >= 0.5:
+        if cpu - window[1] < 0.05:
+          killed = "wall"
+        window = (wall, cpu)
+    if killed is not None:
+      try:
+        os.kill(pid, signal.SIGKILL)
+      except OSError:
+        pass
+    timeout = 0.25 if killed else max(0.005, min(tl - cpu, soft_wall - wall, 0.5))
+    ready = select.select(watch, [], [], timeout)[0]
+    if go_r in ready:
+      started = started or bool(os.read(go_r, 1))
+      watch.remove(go_r)
+    if err_r in ready:
+      try:
+        chunk = os.read(err_r, 1 << 16)
+      except BlockingIOError:
+        chunk = None
+      if chunk:
+        tail = (tail + chunk)[-ERR_TAIL:]
+      elif chunk is not None:
+        watch.remove(err_r)
+    if pidfd in ready:
+      break
+  os.close(pidfd)
+  _, status, ru = os.wait4(pid, 0)
+  if go_r in watch:
+    started = started or bool(os.read(go_r, 1))
+  if err_r in watch:
+    try:
+      while chunk := os.read(err_r, 1 << 16):
+        tail = (tail + chunk)[-ERR_TAIL:]
+    except OSError:
+      pass
+  rc = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
+  sig = os.WTERMSIG(status) if os.WIFSIGNALED(status) else None
+  return {"t": "test", "started": started, "rc": rc, "sig": sig,
+          "cpu": ru.ru_utime + ru.ru_stime, "wall": time.monotonic() - start,
+          "killed": killed, "maxrss_kb": ru.ru_maxrss}, tail
+
+
+def _kill_strays(pidns: bool) -> None:
+  """Kills anything the test left behind (only possible without seccomp)."""
+  try:
+    if pidns:
+      os.kill(-1, signal.SIGKILL)  # As namespace init: everyone but ourselves.
+    else:
+      sandbox.kill_children_of(os.getpid())
+  except OSError:
+    pass
+  sandbox.reap_zombies()
+
+
+# ----------------------------------------------------------- test process --
+def _test_process(job, code_obj, fds, go_w, caps) -> None:
+  """Sets up the sandbox, signals "started", runs the program once, exits."""
+  try:
+    _enter_sandbox(job, fds, go_w, caps)
+    stdin_text = _read_all(0) if job["mode"] == "functional" else None
+  except BaseException as e:  # pylint: disable=broad-except
+    try:  # Before "started": the judge's failure, reported on stderr.
+      os.write(2, f"sandbox set-up failed: {e!r}".encode()[:1000])
+    finally:
+      os._exit(125)
+  os.write(_GO_FD, b"1")  # "started": from here on, it is the program's doing.
+  os.close(_GO_FD)
+  _run(job, code_obj, stdin_text)
+
+
+def _enter_sandbox(job, fds, go_w, caps) -> None:
+  stdin_fd, out_fd, err_w, res_fd = fds
+  null = os.open("/dev/null", os.O_RDWR)
+  place_fds({stdin_fd: 0, out_fd: 1, err_w: 2,
+             (res_fd if res_fd >= 0 else null): 3, go_w: _GO_FD})
+  os.set_inheritable(_GO_FD, False)
+  os.setsid()
+  uid = caps["uid"]
+  if caps["mntns"]:
+    sandbox.unshare(sandbox.CLONE_NEWNS | sandbox.CLONE_NEWIPC)
+    sandbox.mount_work_tmpfs("/tmp", job["disk_bytes"],
+                             os.getuid() if uid is None else uid)
+    workdir = "/tmp"
+  else:
+    workdir = job["workdir"]
+  os.chdir(workdir)
+  ceil_tl = math.ceil(job["tl"])
+  sandbox.set_limit(resource.RLIMIT_CPU, ceil_tl + 1, ceil_tl + 2)
+  sandbox.set_limit(resource.RLIMIT_NOFILE, MAX_FD)
+  sandbox.set_limit(resource.RLIMIT_CORE, 0)
+  sandbox.set_limit(resource.RLIMIT_FSIZE, job["disk_bytes"])
+  sandbox.set_limit(resource.RLIMIT_MEMLOCK, 0)
+  if uid is not None:
+    sandbox.set_limit(resource.RLIMIT_NPROC, 64)
+  if caps["mntns"] or uid is None:
+    sandbox.drop_privileges(uid)
+  else:
+    sandbox.drop_privileges_keep_fs_root(uid)
+  sandbox.set_dumpable(True)
+  sandbox.set_no_new_privs()
+  if caps["landlock"]:
+    sandbox.apply_landlock(caps["landlock"], caps["read_paths"] + ["/proc"],
+                           [workdir, "/dev/null"])
+  os.environ.clear()
+  os.environ.update(PATH="/usr/bin:/bin", HOME=workdir, TMPDIR=workdir,
+                    LANG="C.UTF-8", OMP_NUM_THREADS="1")
+  sandbox.set_limit(resource.RLIMIT_AS, job["as_bytes"])
+  if caps["seccomp"]:
+    sandbox.apply_seccomp()
+
+
+def _read_all_bytes(fd: int) -> bytes:
+  chunks, pos = [], 0
+  while chunk := os.pread(fd, 1 << 20, pos):
+    chunks.append(chunk)
+    pos += len(chunk)
+  return b"".join(chunks)
+
+
+def _read_all(fd: int) -> str:
+  return _read_all_bytes(fd).decode("utf-8", "surrogatepass")
+
+
+def _leetcode_prelude() -> dict:
+  """What LeetCode's Python 3 judge has imported before the solution runs
+  (`from typing import *`, `collections`, `heapq`, ... and the modules
+  themselves), never shadowing a builtin such as `pow`."""
+  g = {}
+  for name in _LEETCODE_MODULES:
+    mod = __import__(name)
+    g[name] = mod
+    names = getattr(mod, "__all__", None) or [a for a in dir(mod) if not a.startswith("_")]
+    for attr in names:
+      if not hasattr(builtins, attr) and hasattr(mod, attr):
+        g.setdefault(attr, getattr(mod, attr))
+  return g
+
+
+_PRELUDE = _leetcode_prelude()
+
+
+def _globals(job) -> dict:
+  if job["mode"] != "functional":
+    return {"__builtins__": builtins, "__name__": "__main__"}
+  return dict(_PRELUDE, __builtins__=builtins, __name__="solution")
+
+
+def _run(job, code_obj, stdin_text) -> None:
+  """Runs the program once; exits with its status (never returns)."""
+  exit_, write, dumps = os._exit, os.write, json.dumps  # Before user code.
+  sys.stdin = sys.__stdin__ = open(0, "r", encoding="utf-8", newline="\n",
+                                   errors="surrogateescape", closefd=False)
+  sys.stdout = sys.__stdout__ = open(1, "w", encoding="utf-8", newline="\n",
+                                     errors="surrogateescape", closefd=False)
+  sys.stderr = sys.__stderr__ = open(2, "w", encoding="utf-8", buffering=1,
+                                     errors="backslashreplace", closefd=False)
+  sys.argv = ["main.py"]
+  sys.setrecursionlimit(100000)
+  sys.set_int_max_str_digits(0)
+  code, g = 0, _globals(job)
+  try:
+    if job["mode"] == "functional":
+      args = [json.loads(a) for a in stdin_text.split("\n") if a.strip()]
+      exec(code_obj, g)  # pylint: disable=exec-used
+      value = _resolve(g, job["fn"])(*args)
+      payload = {"v": _canon(value)}
+      if value is None and args:
+        payload["a0"] = _canon(args[0])
+      data = dumps(payload).encode()
+      while data:
+        data = data[write(3, data):]
+    else:
+      exec(code_obj, g)  # pylint: disable=exec-used
+  except SystemExit as e:
+    if e.code is not None and e.code is not False and e.code != 0:
+      code = (e.code & 0xFF or 1) if isinstance(e.code, int) else 1
+  except MemoryError:
+    code = EXIT_MEMORY
+  except BaseException:  # pylint: disable=broad-except
+    code = 1
+    try:
+      traceback.print_exc()
+    except BaseException:  # pylint: disable=broad-except
+      pass
+  for stream in (sys.stdout, sys.stderr):
+    try:
+      stream.flush()
+    except BaseException:  # pylint: disable=broad-except
+      pass
+  exit_(code)
 
 
 def _canon(x):
@@ -56,153 +415,3 @@ def _resolve(g: dict, fn: str):
   if callable(g.get(fn)):
     return g[fn]
   raise NameError(f"function {fn!r} not found")
-
-
-def _exec_test(job, code_obj, text: str):
-  """Runs the program once in fresh globals; returns (exit code, result)."""
-  code, result = 0, b""
-  g = {"__builtins__": builtins}
-  try:
-    if job["mode"] == "stdin":
-      g["__name__"] = "__main__"
-      exec(code_obj, g)  # pylint: disable=exec-used
-    else:
-      g["__name__"] = "solution"
-      exec(code_obj, g)  # pylint: disable=exec-used
-      args = [json.loads(a) for a in text.split("\n") if a.strip()]
-      value = _resolve(g, job["fn"])(*args)
-      payload = {"v": _canon(value)}
-      if value is None and args:
-        payload["a0"] = _canon(args[0])
-      result = json.dumps(payload).encode()
-  except SystemExit as e:
-    if e.code is not None and e.code is not False and e.code != 0:
-      code = (e.code & 0xFF or 1) if isinstance(e.code, int) else 1
-  except MemoryError:
-    code = EXIT_MEMORY
-  except BaseException:  # pylint: disable=broad-except
-    code = 1
-    try:
-      traceback.print_exc()
-    except BaseException:  # pylint: disable=broad-except
-      pass
-  return code, result, g
-
-
-def _finish_test(g, streams):
-  """Joins threads, runs shutdown-like cleanup; True if the process is dirty."""
-  for t in threading.enumerate():
-    if t is not threading.main_thread() and not t.daemon:
-      t.join()
-  g.clear()  # Like interpreter shutdown: user file objects flush on dealloc.
-  for stream in (sys.stdout, sys.stderr) + streams:
-    try:
-      stream.flush()
-    except (OSError, ValueError):
-      pass
-  return threading.active_count() > 1
-
-
-def _set_stdio(in_fd: int, out_fd: int, err_fd: int):
-  if in_fd != 0:  # fd 0 is free (and reused) if the last test closed it.
-    os.dup2(in_fd, 0)
-    os.close(in_fd)
-  for fd, target in ((out_fd, 1), (err_fd, 2)):
-    os.ftruncate(fd, 0)
-    os.lseek(fd, 0, os.SEEK_SET)
-    os.dup2(fd, target)
-  sys.stdin = sys.__stdin__ = open(0, "r", encoding="utf-8", newline="\n",
-                                   errors="surrogateescape", closefd=False)
-  sys.stdout = sys.__stdout__ = open(1, "w", encoding="utf-8", newline="\n",
-                                     errors="surrogateescape", closefd=False)
-  sys.stderr = sys.__stderr__ = open(2, "w", encoding="utf-8", buffering=1,
-                                     errors="backslashreplace", closefd=False)
-  sys.argv = ["main.py"]
-  sys.setrecursionlimit(100000)
-  sys.set_int_max_str_digits(0)
-  return (sys.stdout, sys.stderr)
-
-
-def program_main(job, blobs, start, workdir, fds, caps) -> None:
-  """Sandboxed program process: set up once, run tests `start`.. in turn."""
-  wfd, out_fd, err_fd = fds
-  os.setsid()
-  for fd in range(3, MAX_FD * 4):
-    if fd not in fds:
-      try:
-        os.close(fd)
-      except OSError:
-        pass
-  os.chdir(workdir)
-  tl, n = job["tl"], len(blobs) - 1
-  sandbox.set_limit(resource.RLIMIT_NOFILE, MAX_FD)
-  sandbox.set_limit(resource.RLIMIT_CORE, 0)
-  sandbox.set_limit(resource.RLIMIT_CPU, math.ceil(2 * tl * (n - start)) + 10)
-  fsize = (job["cap"] + 1, max([job["cap"]] + [len(b) for b in blobs]) + 1)
-  sandbox.set_limit(resource.RLIMIT_FSIZE, *fsize)
-  if caps["uid"] is not None:
-    sandbox.set_limit(resource.RLIMIT_NPROC, 64)
-    sandbox.drop_privileges(caps["uid"], keep_fs_root=bool(caps["landlock"]))
-  sandbox.set_pdeathsig()
-  sandbox.set_undumpable()
-  sandbox.set_no_new_privs()
-  if not caps["pidns"]:
-    sandbox.set_subreaper()
-  if caps["landlock"]:
-    sandbox.apply_landlock(caps["landlock"], caps["read_paths"],
-                           [workdir, "/dev/null"])
-  os.environ.clear()
-  os.environ.update(PATH="/usr/bin:/bin", HOME=workdir, TMPDIR=workdir,
-                    LANG="C.UTF-8", OMP_NUM_THREADS="1")
-  try:
-    code_obj = compile(blobs[0].decode("utf-8", "surrogateescape"),
-                       "main.py", "exec")
-  except (SyntaxError, ValueError, OverflowError, RecursionError,
-          MemoryError) as e:
-    wire.send(wfd, {"t": "compile_error", "msg": repr(e)[:500]})
-    return
-  sandbox.set_limit(resource.RLIMIT_AS, job["as_bytes"])
-  if caps["seccomp"]:
-    sandbox.apply_seccomp()
-  wire.send(wfd, {"t": "ready"})
-  saved_builtins = dict(builtins.__dict__)
-  for i in range(start, n):
-    resource.setrlimit(resource.RLIMIT_FSIZE, (fsize[1], fsize[1]))
-    in_fd = memfd("stdin", blobs[i + 1])
-    resource.setrlimit(resource.RLIMIT_FSIZE, fsize)
-    streams = _set_stdio(in_fd, out_fd, err_fd)
-    text = blobs[i + 1].decode("utf-8", "surrogateescape")
-    code, result, g = _exec_test(job, code_obj, text)
-    try:
-      dirty = _finish_test(g, streams) or code == EXIT_MEMORY
-    except BaseException:  # pylint: disable=broad-except
-      dirty = True
-    _kill_strays(caps["pidns"])
-    out = os.pread(out_fd, job["cap"] + 1, 0)
-    builtins.__dict__.clear()
-    builtins.__dict__.update(saved_builtins)
-    wire.send(wfd, {"t": "test", "i": i, "rc": code, "dirty": dirty},
-              [out, result])
-    if dirty:
-      return
-  wire.send(wfd, {"t": "end"})
-
-
-def _kill_strays(pidns: bool) -> None:
-  """Kills any process the test started (only possible without seccomp)."""
-  try:
-    if pidns:
-      os.kill(-1, 9)  # As namespace init: every process but ourselves.
-    else:
-      sandbox.kill_children_of(os.getpid())
-  except OSError:
-    pass
-  sandbox.reap_zombies()
-
-
-def memfd(name: str, data: bytes = b"") -> int:
-  fd = os.memfd_create(name, 0)
-  if data:
-    os.write(fd, data)
-    os.lseek(fd, 0, os.SEEK_SET)
-  return fd

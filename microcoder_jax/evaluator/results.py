@@ -44,9 +44,13 @@ class Ticket:
     return len(self.results) - self.remaining
 
 
-def normalise_code(code: str) -> str:
-  lines = [l.rstrip() for l in code.replace("\r\n", "\n").split("\n")]
-  return "\n".join(lines).strip("\n")
+def code_key(code: str) -> str:
+  """The cache/dedup key of a program: its exact text. Any normalisation
+  short of a full tokenization could merge programs that differ inside a
+  string literal (a wrong twin inheriting a correct program's `pass`), and
+  tokenizing every sample costs milliseconds each; identical samples, the
+  common case in GRPO groups, are still run once."""
+  return code
 
 
 def compare_cap(expected: str) -> int:

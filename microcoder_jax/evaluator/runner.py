@@ -1,19 +1,22 @@
-"""Warm runner worker: one sandboxed program process per program.
+"""Warm runner worker: one supervised, sandboxed process per program and test.
 
 Run as a script by the pool (`python runner.py`); the orchestrator speaks
 `wire` frames on fds 0/1. The worker never receives expected outputs, only
 code and test inputs. Process tree (where the kernel allows namespaces):
 
-  worker   (warm: contest imports preloaded, gc frozen; init of its own PID
-            namespace, own network namespace)
-    program (fork per program; init of a fresh PID namespace; setsid,
-            rlimits, uid drop, Landlock, seccomp; runs the tests in turn,
-            see program.py)
+  worker      warm: contest imports preloaded, gc frozen; init of its own PID
+              namespace, own network and IPC namespaces, pivoted into a
+              minimal read-only root (see sandbox.build_minimal_root)
+    supervisor  one per program: init of a fresh PID namespace with its own
+                /proc; compiles the program, forks a process per test and
+                reports what it observed (program.py)
+      test      one per test: fresh tmpfs and IPC namespace, limits, uid
+                drop, Landlock, seccomp; runs the program once
 
-The worker relays each test result, measures the program's CPU time on its
-process CPU clock, enforces the per-test CPU and wall limits, and forks a new
-program process after one dies or turns dirty. When a program process exits
-the kernel kills everything left in its namespace, so nothing outlives it.
+The worker hands the supervisor one test input at a time, relays each
+report to the orchestrator with the program's stdout (read from the memfd
+the supervisor hands back), and stops early when the orchestrator says so.
+When a supervisor exits the kernel kills everything left in its namespace.
 """
 import os
 import sys
@@ -25,7 +28,7 @@ import wire  # pylint: disable=g-import-not-at-top
 del sys.path[0]
 
 # pylint: disable=g-import-not-at-top,g-multiple-import,unused-import
-import gc, select, shutil, signal, struct, tempfile, time
+import gc, select, signal, socket, tempfile, time
 # Contest imports, preloaded once so that forks pay nothing for them.
 import bisect, builtins, collections, copy, decimal, fractions, functools
 import heapq, io, itertools, json, math, operator, random, re, statistics
@@ -37,19 +40,23 @@ if os.environ.get("MCJ_PRELOAD_NUMPY", "1") == "1":
     pass
 # pylint: enable=g-import-not-at-top,g-multiple-import,unused-import
 
+SETUP_TIMEOUT_S = 30.0
+COMPILE_WALL_S = 3 * program.COMPILE_CPU_S + 10.0
 
-def _cpu_clock(pid: int) -> int:
-  return ((~pid) << 3) | 2  # CPUCLOCK_SCHED of a whole process.
+
+class _Abort(Exception):
+  """The orchestrator asked to stop this program."""
 
 
-# ------------------------------------------------------------------ worker --
 class Worker:
-  """The warm worker loop: receive a program, run it, relay its frames."""
+  """The warm worker loop: receive a program, supervise it, relay reports."""
 
   def __init__(self, rfd: int, wfd: int, caps: dict):
     self.rfd, self.wfd, self.caps = rfd, wfd, caps
-    self.base = tempfile.mkdtemp(prefix="mcj-eval-")
-    os.chmod(self.base, 0o711)
+    self.base = None
+    if not caps["mntns"]:  # Fallback: per-program work dirs on the host.
+      self.base = tempfile.mkdtemp(prefix="mcj-eval-")
+      os.chmod(self.base, 0o711)
     self.own_pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
     self.vm_base = sandbox.vm_size_bytes()
     self.kept = collections.OrderedDict()  # fingerprint -> input blobs
@@ -58,138 +65,158 @@ class Worker:
     wire.send(self.wfd, {"t": "hello", "pid": os.getpid(), "base": self.base,
                          "isolation": isolation_names(self.caps)})
     while True:
-      try:
-        job, blobs = wire.recv(self.rfd)
+      try:  # Code and inputs go straight into sealed memfds (wire.py).
+        job, fds = wire.recv_to_memfds(self.rfd)
       except wire.WireError:
         break
       if job.get("t") == "exit":
         break
       if job.get("t") != "run":
+        for fd in fds:
+          os.close(fd)
         continue  # A stale `stop` for a program that already finished.
-      blobs = self._inputs(job, blobs)
+      code_fd, inputs, owned = self._inputs(job, fds)
       job["as_bytes"] = self.vm_base + job["mem_mb"] * (1 << 20)
-      workdir = tempfile.mkdtemp(dir=self.base)
+      job["disk_bytes"] = job["disk_mb"] * (1 << 20)
       try:
-        ok, why, i, n = True, "", 0, len(blobs) - 1
-        while ok and i < n:
-          ok, why, i = self._incarnation(job, blobs, i, workdir)
+        ok, why, blame = self._program(job, code_fd, inputs)
       finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        for fd in [code_fd] + owned:
+          os.close(fd)
       wire.send(self.wfd, {"t": "done", "job": job["job"], "ok": ok,
-                           "why": why})
-    shutil.rmtree(self.base, ignore_errors=True)
+                           "why": why, "blame": blame})
+    if self.base:
+      sandbox.remove_tree(self.base)
 
-  def _inputs(self, job, blobs):
-    """Test inputs kept from an earlier program of the same problem (an LRU
-    mirrored by pool.WorkerProc.plan_inputs)."""
-    fp = job.get("fp")
+  def _inputs(self, job, fds):
+    """(code memfd, input memfds, input memfds to close after the program).
+
+    Inputs of recent problems are kept (as sealed memfds) in an LRU mirrored
+    by pool.WorkerProc.plan_inputs.
+    """
+    code_fd, inputs, fp = fds[0], fds[1:], job.get("fp")
     if fp is None:
-      return blobs
+      return code_fd, inputs, inputs
     if job["inputs"] == "kept":
       self.kept.move_to_end(fp)
-      return blobs[:1] + self.kept[fp]
-    if job["keep"]:
-      self.kept[fp] = blobs[1:]
-      while len(self.kept) > job["keep_n"]:
-        self.kept.popitem(last=False)
-    return blobs
+      return code_fd, self.kept[fp], []
+    if not job["keep"]:
+      return code_fd, inputs, inputs
+    self.kept[fp] = inputs
+    while len(self.kept) > job["keep_n"]:
+      for fd in self.kept.popitem(last=False)[1]:
+        os.close(fd)
+    return code_fd, inputs, []
 
-  def _spawn(self, job, blobs, start, workdir):
-    fds = os.pipe()[::-1] + (program.memfd("stdout"), program.memfd("stderr"))
+  # ---------------------------------------------------------- one program --
+  def _program(self, job, code_fd, inputs):
+    """Runs every test (until stopped); returns (ok, why, blame)."""
+    if self.base:
+      job["workdir"] = tempfile.mkdtemp(dir=self.base)
+      if self.caps["uid"] is not None:
+        os.chown(job["workdir"], self.caps["uid"], self.caps["uid"])
+    sock, pid = self._spawn(job, code_fd)
+    started = False  # Did the program's code run yet (in any test)?
+    try:
+      self._handshake(job, sock)
+      for i, fd in enumerate(inputs):
+        program.send_msg(sock, {"t": "test", "i": i}, [fd])
+        report, fds = self._await(job, sock, 10 * job["tl"] + 15.0)
+        started = started or report.get("started", False)
+        if not report.get("started"):
+          err = os.pread(fds[2], 300, 0).decode("utf-8", "replace") if len(fds) > 2 else ""
+          for fd in fds:
+            os.close(fd)
+          return False, "test process failed before the program started: " + err, "judge"
+        self._relay(job, report, fds)
+      return True, "", ""
+    except (_Abort, _CompileFailed):
+      return True, "", ""
+    except (EOFError, OSError, ValueError, KeyError, TimeoutError) as e:
+      return False, f"supervisor failed: {e!r}"[:300], (
+          "program" if started else "judge")
+    finally:
+      sock.close()
+      self._reap(pid)
+      if job.get("workdir"):
+        sandbox.remove_tree(job["workdir"])
+
+  def _spawn(self, job, code_fd: int):
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     if self.caps["pidns"]:
       sandbox.unshare(sandbox.CLONE_NEWPID)
     pid = os.fork()
     if pid == 0:
       try:
-        program.program_main(job, blobs, start, workdir, fds[0:1] + fds[2:],
-                      self.caps)
+        ours.close()
+        program.supervise(theirs.detach(), code_fd, job, self.caps)
       finally:
         os._exit(0)
     if self.caps["pidns"]:
       sandbox.setns(self.own_pidns, sandbox.CLONE_NEWPID)
-    os.close(fds[0])
-    return pid, fds[1], fds[2], fds[3]
+    theirs.close()
+    return ours, pid
 
-  def _incarnation(self, job, blobs, start, workdir):
-    """Runs tests from `start` in one program process; returns (ok, why, i)."""
-    pid, rfd, out_fd, err_fd = self._spawn(job, blobs, start, workdir)
-    clock, tl, n = _cpu_clock(pid), job["tl"], len(blobs) - 1
-    ready, i, fail, stop = False, start, None, False
-    mark_cpu, mark_wall = 0.0, time.monotonic()
-    while i < n and fail is None and not stop:
-      now = time.monotonic()
-      try:
-        used = time.clock_gettime(clock) - mark_cpu
-      except OSError:
-        used = 0.0
-      limit = (2 * tl + 0.5) if ready else 10.0 + 2 * tl
-      if ready and (used > tl or now - mark_wall > limit):
-        fail = "timeout"
-        break
-      if not ready and now - mark_wall > limit:
-        fail = "setup timeout"
-        break
-      wait = min(max(tl - used, 0.005), limit - (now - mark_wall)) + 0.001
-      r, _, _ = select.select([rfd, self.rfd], [], [], wait)
-      if self.rfd in r:
+  def _handshake(self, job, sock) -> None:
+    """Waits for "compiling" (set-up done), then "ready" or a compile error."""
+    msg, _ = self._await(job, sock, SETUP_TIMEOUT_S)
+    if msg.get("t") != "compiling":
+      raise ValueError(f"unexpected supervisor message {msg}")
+    try:
+      msg, _ = self._await(job, sock, COMPILE_WALL_S)
+    except (EOFError, TimeoutError) as e:  # Compilation exhausted its limits.
+      self._compile_error(job, f"compilation exceeded its limits ({e})")
+      raise _CompileFailed() from e
+    if msg.get("t") == "compile_error":
+      self._compile_error(job, msg.get("msg", ""))
+      raise _CompileFailed()
+    if msg.get("t") != "ready":
+      raise ValueError(f"unexpected supervisor message {msg}")
+
+  def _compile_error(self, job, msg: str) -> None:
+    wire.send(self.wfd, {"t": "compile_error", "job": job["job"], "msg": msg[:500]})
+
+  def _await(self, job, sock, timeout_s: float):
+    """The supervisor's next message; honours the orchestrator's `stop`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+      left = deadline - time.monotonic()
+      if left <= 0:
+        raise TimeoutError("supervisor unresponsive")
+      ready = select.select([sock, self.rfd], [], [], left)[0]
+      if self.rfd in ready:
         ctl, _ = wire.recv(self.rfd)
-        stop = ctl.get("t") == "stop" and ctl.get("job") == job["job"]
-      if rfd not in r or stop:
-        continue
-      try:
-        head, out = wire.recv(rfd, max_payload=2 * job["cap"] + (1 << 26),
-                              deadline=time.monotonic() + 2 * tl + 1.0)
-        kind = head.get("t")
-      except (wire.WireError, AttributeError, ValueError, struct.error):
-        head, kind = None, "died"
-      if kind == "ready" and not ready:
-        ready, mark_cpu, mark_wall = True, time.clock_gettime(clock), now
-      elif kind == "compile_error" and not ready:
-        wire.send(self.wfd, {"t": "compile_error", "job": job["job"],
-                             "msg": str(head.get("msg"))[:500]})
-        stop = True
-      elif kind == "test" and ready and head.get("i") == i:
-        cpu_now = time.clock_gettime(clock)
-        self._send_test(job, i, head.get("rc"), None, cpu_now - mark_cpu,
-                        time.monotonic() - mark_wall, False, out, err_fd)
-        i, mark_cpu, mark_wall = i + 1, cpu_now, time.monotonic()
-        if head.get("dirty"):
-          fail = "dirty"
-      elif kind == "end" and i == n:
-        break
-      else:
-        fail = "died"
-    os.kill(pid, signal.SIGKILL)
-    _, status, ru = os.wait4(pid, 0)
-    self._reap(pid)
-    if fail in ("died", "timeout") and ready:  # The program's fault: report.
-      cpu = ru.ru_utime + ru.ru_stime - mark_cpu
-      wall = time.monotonic() - mark_wall
-      rc = os.WEXITSTATUS(status) if os.WIFEXITED(status) else None
-      sig = None if fail == "timeout" or rc is not None else os.WTERMSIG(status)
-      out = [os.pread(out_fd, job["cap"] + 1, 0), b""]
-      self._send_test(job, i, rc, sig, cpu, wall, fail == "timeout", out,
-                      err_fd)
-      i += 1
-    for fd in (rfd, out_fd, err_fd):
-      os.close(fd)
-    if fail is not None and not ready:
-      return False, f"program process {fail} before start", i
-    return True, "", (n if stop else i)
+        if ctl.get("t") == "stop" and ctl.get("job") == job["job"]:
+          raise _Abort()
+      if sock in ready:
+        return program.recv_msg(sock, 2)
 
-  def _send_test(self, job, i, rc, sig, cpu, wall, wall_kill, out, err_fd):
-    size = os.fstat(err_fd).st_size
-    err = os.pread(err_fd, 1500, max(0, size - 1500)).decode("utf-8", "replace")
-    wire.send(self.wfd, {"t": "test", "job": job["job"], "i": i, "rc": rc,
-                         "sig": sig, "cpu": cpu, "wall": wall,
-                         "wall_kill": wall_kill, "err": err}, out[:2])
+  def _relay(self, job, report, fds) -> None:
+    """Forwards a test report; stdout (up to the cap + 1 byte), the result
+    and the stderr tail are spliced from the supervisor's memfds."""
+    limits = (job["cap"] + 1, 1 << 24, program.ERR_TAIL)
+    try:
+      sources = [(fd, min(os.fstat(fd).st_size, limit)) for fd, limit in zip(fds, limits)]
+      wire.send_from_fds(self.wfd, {
+          "t": "test", "job": job["job"], "i": report["i"], "rc": report["rc"],
+          "sig": report["sig"], "cpu": report["cpu"], "wall": report["wall"],
+          "wall_kill": report["killed"] == "wall",
+          "cpu_kill": report["killed"] == "cpu",
+          "maxrss_kb": report["maxrss_kb"]}, sources)
+    finally:
+      for fd in fds:
+        os.close(fd)
 
   def _reap(self, pid: int) -> None:
+    try:
+      os.kill(pid, signal.SIGKILL)
+    except OSError:
+      pass
+    try:
+      os.waitpid(pid, 0)
+    except ChildProcessError:
+      pass
     if not self.caps["pidns"]:  # Group, orphans (we are a subreaper), uid.
-      try:
-        os.killpg(pid, signal.SIGKILL)
-      except OSError:
-        pass
       deadline = time.monotonic() + 5.0
       while (sandbox.kill_children_of(os.getpid()) +
              sandbox.kill_uid(self.caps["uid"])) and (
@@ -199,9 +226,13 @@ class Worker:
     sandbox.reap_zombies()
 
 
+class _CompileFailed(Exception):
+  """Compilation failed or exhausted its limits (already reported)."""
 
+
+# ------------------------------------------------------------------ set-up --
 def isolation_names(caps: dict) -> list:
-  names = [k for k in ("userns", "pidns", "netns") if caps.get(k)]
+  names = [k for k in ("userns", "mntns", "pidns", "netns", "ipcns") if caps.get(k)]
   if caps.get("uid") is not None:
     names.append("uid")
   if caps.get("landlock"):
@@ -222,48 +253,62 @@ def _probe(fn) -> bool:
   return os.waitpid(pid, 0)[1] == 0
 
 
+def _try(caps: dict, layer: str, disable, fn) -> None:
+  if layer in disable:
+    return
+  try:
+    fn()
+    caps[layer] = True
+  except OSError:
+    pass
+
+
+def _enter_own_pidns() -> None:
+  """Makes this process the init of a new PID namespace (fork, parent waits)."""
+  sandbox.unshare(sandbox.CLONE_NEWPID)
+  pid = os.fork()
+  if pid:
+    _, status = os.waitpid(pid, 0)
+    os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
+  sandbox.set_pdeathsig()
+  own = os.open("/proc/self/ns/pid", os.O_RDONLY)
+  try:
+    ok = _probe(lambda: (
+        sandbox.unshare(sandbox.CLONE_NEWPID), _probe(lambda: None),
+        sandbox.setns(own, sandbox.CLONE_NEWPID), _probe(lambda: None)))
+  finally:
+    os.close(own)
+  if not ok:
+    raise OSError("nested PID namespaces unavailable")
+
+
 def setup_worker(disable=()) -> dict:
   """Enters the worker namespaces and probes what the kernel allows.
 
   `disable` names layers to skip (to exercise the fallbacks in tests).
   """
-  caps = {"userns": False, "pidns": False, "netns": False, "uid": None,
-          "landlock": 0, "seccomp": False}
+  caps = {"userns": False, "mntns": False, "pidns": False, "netns": False,
+          "ipcns": False, "uid": None, "landlock": 0, "seccomp": False}
+  binds, hidden, devices = sandbox.sandbox_paths()
   root = os.geteuid() == 0
   outer_pid = os.getpid()
-  if not root and "userns" not in disable:
-    try:
-      sandbox.enter_user_namespace()
-      caps["userns"] = True
-    except OSError:
-      pass
-  try:
-    if "netns" not in disable:
-      sandbox.unshare(sandbox.CLONE_NEWNET | sandbox.CLONE_NEWIPC)
-      caps["netns"] = True
-  except OSError:
-    pass
-  if (root or caps["userns"]) and "pidns" not in disable:
-    try:  # Become init of our own PID ns so setns() back is always allowed.
-      sandbox.unshare(sandbox.CLONE_NEWPID)
-      pid = os.fork()
-      if pid:
-        _, status = os.waitpid(pid, 0)
-        os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
-      sandbox.set_pdeathsig()
-      own = os.open("/proc/self/ns/pid", os.O_RDONLY)
-      caps["pidns"] = _probe(lambda: (
-          sandbox.unshare(sandbox.CLONE_NEWPID), _probe(lambda: None),
-          sandbox.setns(own, sandbox.CLONE_NEWPID), _probe(lambda: None)))
-      os.close(own)
-    except OSError:
-      pass
+  if not root:
+    _try(caps, "userns", disable, sandbox.enter_user_namespace)
+  if root or caps["userns"]:
+    _try(caps, "netns", disable, lambda: sandbox.unshare(sandbox.CLONE_NEWNET))
+    _try(caps, "ipcns", disable, lambda: sandbox.unshare(sandbox.CLONE_NEWIPC))
+    _try(caps, "pidns", disable, _enter_own_pidns)
+  if caps["pidns"]:  # The minimal root needs a /proc of our own PID ns.
+    _try(caps, "mntns", disable, lambda: (
+        sandbox.unshare(sandbox.CLONE_NEWNS),
+        sandbox.build_minimal_root(binds, hidden, devices),
+        sandbox.mount_proc()))
   if not caps["pidns"]:  # Orphans come back to us, to be swept.
     sandbox.set_subreaper()
   if root and "uid" not in disable:
     caps["uid"] = 1_800_000_000 + outer_pid  # Unique per live worker.
+  caps["read_paths"] = sorted(set(binds) | set(devices))
   abi = sandbox.landlock_abi()
-  caps["read_paths"] = sandbox.library_read_paths()
   if abi and "landlock" not in disable and _probe(lambda: (
       sandbox.set_no_new_privs(),
       sandbox.apply_landlock(abi, caps["read_paths"], ["/dev/null"]))):

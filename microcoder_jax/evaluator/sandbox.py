@@ -1,23 +1,33 @@
 """Kernel isolation primitives for the program sandbox (standard library only).
 
-Everything here is called inside runner processes, never in the orchestrator.
-Each primitive is probed once per worker; unavailable ones are skipped and the
-isolation level reported with every result lists what was actually applied:
+Everything here runs inside runner processes, never in the orchestrator.
+Each layer is probed once per worker; the isolation level reported with
+every result lists what was applied (see `runner.isolation_names`):
 
-  pidns     one PID namespace per program: the program process is its init, so
-            nothing it starts can outlive it and it cannot address outsiders.
-  netns     a private network namespace per worker (loopback down).
-  uid       root drops to a per-worker unprivileged uid (so RLIMIT_NPROC binds).
-  userns    non-root fallback for pidns/netns (unprivileged user namespace).
-  landlock  filesystem reads only under the interpreter's library directories,
-            writes only in the private work dir, TCP bind/connect denied and
-            signals scoped to the program's own domain (ABI 6+).
-  seccomp   no new processes (fork/vfork/clone without CLONE_THREAD), no exec,
-            no ptrace or cross-process memory access, no non-unix sockets.
+  mntns    the worker pivots into a minimal root: read-only binds of the
+           Python standard library, the preloaded packages, the system
+           libraries and four device files; an empty /tmp and /proc. Each
+           test mounts a private, size-limited tmpfs on /tmp (its only
+           writable place) and each program its own /proc. No other host
+           file, directory or socket exists in this view.
+  pidns    one PID namespace per program; the supervisor is its init, so
+           nothing the program starts outlives it or sees outsiders.
+  netns    a private network namespace per worker (loopback down, abstract
+           unix sockets private).
+  ipcns    a private IPC namespace per worker and per test.
+  uid      root drops to a per-worker unprivileged uid with no capabilities.
+  userns   non-root fallback: an unprivileged user namespace provides the
+           namespaces above; capabilities are dropped before user code.
+  landlock file-system access limited to the library paths and /tmp, TCP
+           denied, signals and abstract sockets scoped (defence in depth).
+  seccomp  no new processes or programs, no ptrace, no mounts or namespaces,
+           no SysV/POSIX IPC, no memfd, no non-unix sockets, no keyrings.
+  rlimits  CPU, address space, file size, descriptors, processes, core.
 """
 import ctypes
 import os
 import resource
+import stat
 import struct
 import sys
 
@@ -30,6 +40,11 @@ CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
 CLONE_THREAD = 0x00010000
 
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
+MS_REMOUNT, MS_NOATIME, MS_BIND, MS_REC = 32, 1024, 4096, 16384
+MS_PRIVATE = 1 << 18
+MNT_DETACH = 2
+
 _PR_SET_PDEATHSIG = 1
 _PR_SET_DUMPABLE = 4
 _PR_SET_SECCOMP = 22
@@ -38,7 +53,8 @@ _PR_SET_NO_NEW_PRIVS = 38
 
 _NR = {  # x86_64 syscall numbers.
     "landlock_create_ruleset": 444, "landlock_add_rule": 445,
-    "landlock_restrict_self": 446, "setns": 308,
+    "landlock_restrict_self": 446, "setns": 308, "pivot_root": 155,
+    "close_range": 436,
 }
 
 
@@ -65,6 +81,28 @@ def set_pdeathsig(sig: int = 9) -> None:
   prctl(_PR_SET_PDEATHSIG, sig)
 
 
+def set_subreaper() -> None:
+  prctl(_PR_SET_CHILD_SUBREAPER, 1)
+
+
+def set_dumpable(flag: bool) -> None:
+  """Undumpable: /proc entries root-owned, no ptrace. A uid change makes a
+  process undumpable; the test process turns it back on so that a program
+  can read its own /proc/self (nobody else in its namespace shares its uid)."""
+  prctl(_PR_SET_DUMPABLE, int(flag))
+
+
+def set_no_new_privs() -> None:
+  prctl(_PR_SET_NO_NEW_PRIVS, 1)
+
+
+def close_fds_from(lowest: int) -> None:
+  """Closes every descriptor >= `lowest`."""
+  if _libc.syscall(_NR["close_range"], lowest, 0xFFFFFFFF, 0) == 0:
+    return
+  os.closerange(lowest, 1 << 16)
+
+
 def reap_zombies() -> None:
   """Collects every exited child without blocking."""
   while True:
@@ -75,16 +113,132 @@ def reap_zombies() -> None:
       break
 
 
-def set_subreaper() -> None:
-  prctl(_PR_SET_CHILD_SUBREAPER, 1)
+# ------------------------------------------------------------------ mounts --
+def mount(source, target: str, fstype, flags: int, data=None) -> None:
+  enc = lambda s: None if s is None else s.encode()
+  _check(_libc.mount(enc(source), target.encode(), enc(fstype),
+                     ctypes.c_ulong(flags), enc(data)), f"mount {target}")
 
 
-def set_undumpable() -> None:
-  prctl(_PR_SET_DUMPABLE, 0)
+def umount(target: str) -> None:
+  _check(_libc.umount2(target.encode(), MNT_DETACH), f"umount {target}")
 
 
-def set_no_new_privs() -> None:
-  prctl(_PR_SET_NO_NEW_PRIVS, 1)
+def _bind_ro(source: str, target: str, device: bool = False) -> None:
+  mount(source, target, None, MS_BIND | MS_REC)
+  flags = MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NOATIME
+  mount(None, target, None, flags | (0 if device else MS_NODEV))
+
+
+def _mkdirs(path: str) -> None:
+  os.makedirs(path, mode=0o755, exist_ok=True)
+
+
+def build_minimal_root(binds, hidden, devices) -> None:
+  """Replaces this process's (new, private) mount tree by a minimal root.
+
+  `binds`: host paths (directories, files or symlinks) made visible read-only
+  at the same place; `hidden`: directories inside a bound one that become
+  empty (then selected `binds` below them are re-added); `devices`: device
+  files bound as they are. The new root is a read-only tmpfs holding only
+  their mount points, /proc and /tmp (both empty). Host paths are reached
+  through a descriptor of the old root, so nothing is created on the host.
+  """
+  mount(None, "/", None, MS_REC | MS_PRIVATE)
+  host = os.open("/", os.O_PATH | os.O_DIRECTORY)
+  src = lambda p: f"/proc/self/fd/{host}{p}"
+  new = "/tmp"  # Covered in this mount namespace only.
+  mount("mcj-root", new, "tmpfs", MS_NOSUID | MS_NODEV, "size=4m,mode=0755")
+  for path in sorted(set(binds) | set(hidden) | set(devices), key=len):
+    target = new + path
+    if path in hidden:
+      _mkdirs(target)
+      mount("mcj-hide", target, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=0755")
+      continue
+    st = os.lstat(src(path))
+    if stat.S_ISLNK(st.st_mode):
+      _mkdirs(os.path.dirname(target))
+      os.symlink(os.readlink(src(path)), target)
+      continue
+    if stat.S_ISDIR(st.st_mode):
+      _mkdirs(target)
+    else:
+      _mkdirs(os.path.dirname(target))
+      with open(target, "w"):
+        pass
+    _bind_ro(src(path), target, device=path in devices)
+  for d in ("proc", "tmp", "dev"):
+    _mkdirs(f"{new}/{d}")
+  for name, fd in (("fd", ""), ("stdin", "/0"), ("stdout", "/1"), ("stderr", "/2")):
+    if not os.path.lexists(f"{new}/dev/{name}"):
+      os.symlink(f"/proc/self/fd{fd}", f"{new}/dev/{name}")
+  for path in hidden:  # Read-only from now on, like everything else.
+    mount(None, new + path, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+  os.close(host)
+  os.mkdir(f"{new}/.old")
+  _check(_libc.syscall(_NR["pivot_root"], new.encode(), f"{new}/.old".encode()),
+         "pivot_root")
+  os.chdir("/")
+  umount("/.old")
+  os.rmdir("/.old")
+  mount(None, "/", None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV)
+
+
+def mount_proc() -> None:
+  """A procfs of the current PID namespace on /proc: process entries only
+  where the kernel supports `subset=pid` (no /proc/sys, no kernel files)."""
+  flags = MS_NOSUID | MS_NODEV | MS_NOEXEC
+  try:
+    mount("proc", "/proc", "proc", flags, "hidepid=invisible,subset=pid")
+  except OSError:
+    mount("proc", "/proc", "proc", flags)
+
+
+def mount_work_tmpfs(path: str, size_bytes: int, uid: int) -> None:
+  """The test's only writable place: an empty tmpfs owned by `uid`."""
+  mount("mcj-work", path, "tmpfs", MS_NOSUID | MS_NODEV,
+        f"size={max(size_bytes, 4096)},nr_inodes=4096,mode=0700,uid={uid},gid={uid}")
+
+
+def sandbox_paths() -> tuple:
+  """(binds, hidden, devices): what a Python program needs to read.
+
+  The standard library (with lib-dynload), the preloaded packages (numpy and
+  its vendored libraries), libpython, the system library directories and the
+  dynamic loader's cache. Site-packages directories are hidden except for
+  the preloaded packages.
+  """
+  import sysconfig  # pylint: disable=g-import-not-at-top
+  ver = f"python{sys.version_info[0]}.{sys.version_info[1]}"
+  stdlib = {sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib")}
+  stdlib |= {os.path.join(p, "lib", ver) for p in (sys.base_prefix, sys.base_exec_prefix)}
+  binds = {p for p in stdlib if os.path.isdir(p)}
+  for d in ("/lib", "/lib32", "/lib64", "/usr/lib", "/usr/lib32", "/usr/lib64",
+            "/usr/local/lib", "/etc/ld.so.cache", "/etc/localtime"):
+    if os.path.lexists(d):
+      binds.add(d)
+  libdir = sysconfig.get_config_var("LIBDIR") or ""
+  for name in os.listdir(libdir) if os.path.isdir(libdir) else ():
+    if name.startswith("libpython"):
+      binds.add(os.path.join(libdir, name))
+  hidden = set()
+  for site in {sysconfig.get_paths()[k] for k in ("purelib", "platlib")}:
+    if any(site.startswith(b + os.sep) for b in binds):
+      hidden.add(site)
+  for name in ("numpy",):
+    mod = sys.modules.get(name)
+    if mod is not None and getattr(mod, "__file__", None):
+      pkg = os.path.dirname(mod.__file__)
+      binds.add(pkg)
+      if os.path.isdir(pkg + ".libs"):
+        binds.add(pkg + ".libs")
+  devices = {d for d in ("/dev/null", "/dev/zero", "/dev/full", "/dev/random",
+                         "/dev/urandom") if os.path.exists(d)}
+  # A bind nested in another bind is already visible (unless hidden).
+  binds = {b for b in binds if not any(
+      b.startswith(o + os.sep) and not any(b.startswith(h + os.sep) for h in hidden)
+      for o in binds if o != b)}
+  return sorted(binds), sorted(hidden), sorted(devices)
 
 
 # ----------------------------------------------------------------- user ns --
@@ -107,25 +261,32 @@ def _capset(mask: int) -> None:
   _check(_libc.capset(hdr, data), "capset")
 
 
-def drop_privileges(uid: int, keep_fs_root: bool) -> None:
-  """Root path: become uid/gid `uid` with no capabilities.
+def drop_privileges(uid) -> None:
+  """Becomes `uid` (when given: the root path) with no capabilities at all."""
+  if uid is not None:
+    os.setgroups([])
+    os.setresgid(uid, uid, uid)
+    os.setresuid(uid, uid, uid)
+  _capset(0)
+  for cap in range(64):  # Also empty the bounding set (harmless if absent).
+    if _libc.prctl(24, cap, 0, 0, 0) < 0 and ctypes.get_errno() == 22:
+      break
 
-  With `keep_fs_root` (only used under Landlock, which fences the file
-  system on its own) the file-system ids stay 0 so that an interpreter
-  installed under a root-only directory stays importable; signals, process
-  counts and every other credential check use the unprivileged uid.
-  """
+
+def drop_privileges_keep_fs_root(uid: int) -> None:
+  """Fallback without a minimal root: file-system ids stay 0 so that an
+  interpreter under a root-only directory stays importable (Landlock fences
+  the file system); every other credential is `uid`'s."""
   prctl(8, 1)  # PR_SET_KEEPCAPS
   os.setgroups([])
   os.setresgid(uid, uid, uid)
   os.setresuid(uid, uid, uid)
-  if keep_fs_root:
-    _capset((1 << 6) | (1 << 7))  # CAP_SETGID | CAP_SETUID
-    _libc.setfsgid(0)
-    _libc.setfsuid(0)
+  _capset((1 << 6) | (1 << 7))  # CAP_SETGID | CAP_SETUID
+  _libc.setfsgid(0)
+  _libc.setfsuid(0)
   _capset(0)
   prctl(8, 0)
-  if keep_fs_root and _libc.setfsuid(-1) != 0:
+  if _libc.setfsuid(-1) != 0:
     raise OSError("setfsuid failed")
 
 
@@ -182,33 +343,29 @@ def apply_landlock(abi: int, read_paths, write_paths) -> None:
     os.close(rfd)
 
 
-def library_read_paths() -> list:
-  """Directories a Python program needs to read: stdlib, site-packages, libs."""
-  paths = {"/usr/lib", "/usr/lib64", "/lib", "/lib64", "/usr/share/zoneinfo",
-           "/etc/localtime", "/etc/ld.so.cache", "/dev/urandom", "/dev/zero"}
-  for prefix in {sys.prefix, sys.base_prefix, sys.exec_prefix}:
-    ver = f"python{sys.version_info[0]}.{sys.version_info[1]}"
-    paths.add(os.path.join(prefix, "lib", ver))
-    paths.add(os.path.join(prefix, "lib64", ver))
-  for entry in sys.path:  # Only site-packages style dirs, never source trees.
-    if entry.endswith(("site-packages", "dist-packages", "lib-dynload")):
-      paths.add(entry)
-  return sorted(p for p in paths if os.path.exists(p))
-
-
 # ----------------------------------------------------------------- seccomp --
 _AUDIT_ARCH_X86_64 = 0xC000003E
 _RET_ALLOW = 0x7FFF0000
 _RET_KILL = 0x80000000
 _EPERM, _EACCES, _ENOSYS = 1, 13, 38
-_DENY = (57, 58, 59, 322, 101, 310, 311, 272, 308, 165, 166, 155, 161, 321,
-         298, 250, 248, 249, 246, 320, 175, 313, 176, 323, 425, 426, 427,
-         424, 434, 135, 163, 169, 167, 168, 170, 171, 312)
-# fork vfork execve execveat ptrace process_vm_{readv,writev} unshare setns
-# mount umount2 pivot_root chroot bpf perf_event_open keyctl add_key
-# request_key kexec_{load,file_load} {init,finit,delete}_module userfaultfd
-# io_uring_* pidfd_send_signal pidfd_open personality acct reboot swap* set
-# {host,domain}name kcmp
+_DENY = (
+    57, 58, 59, 322,            # fork vfork execve execveat
+    101, 310, 311, 312,         # ptrace process_vm_{readv,writev} kcmp
+    272, 308, 165, 166, 155, 161,  # unshare setns mount umount2 pivot_root chroot
+    428, 429, 430, 431, 432, 433, 442,  # the new mount API, mount_setattr
+    321, 298, 323,              # bpf perf_event_open userfaultfd
+    250, 248, 249,              # keyctl add_key request_key
+    246, 320, 175, 313, 176,    # kexec_*, {init,finit,delete}_module
+    425, 426, 427,              # io_uring_*
+    424, 434, 438, 440, 448,    # pidfd_*, process_madvise, process_mrelease
+    135, 163, 169, 167, 168, 170, 171,  # personality acct reboot swap* *name
+    29, 30, 31, 67, 64, 65, 66, 220, 68, 69, 70, 71,  # SysV shm, sem, msg
+    240, 241, 242, 243, 244, 245,  # POSIX message queues
+    319, 447,                   # memfd_create memfd_secret
+    300, 303, 304,              # fanotify_init name_to_handle_at open_by_handle_at
+    103, 153, 179, 443, 134, 212, 172, 173,  # syslog vhangup quotactl* uselib
+                                # lookup_dcookie iopl ioperm
+)
 
 
 def _bpf(code: int, jt: int, jf: int, k: int) -> bytes:
@@ -271,10 +428,11 @@ def vm_size_bytes() -> int:
   return 0
 
 
+# --------------------------------------------------- fallbacks (no pidns) --
 def _stat(name: str) -> list:
   with open(f"/proc/{name}/stat", "rb") as f:
-    stat = f.read()
-  return stat[stat.rindex(b")") + 2:].split()  # [state, ppid, pgid, ...]
+    data = f.read()
+  return data[data.rindex(b")") + 2:].split()  # [state, ppid, pgid, ...]
 
 
 def _kill_matching(match, sig: int) -> int:
@@ -282,7 +440,7 @@ def _kill_matching(match, sig: int) -> int:
   n = 0
   try:
     names = os.listdir("/proc")
-  except OSError:  # E.g. under Landlock.
+  except OSError:
     return 0
   for name in names:
     if not name.isdigit():
@@ -312,3 +470,32 @@ def kill_uid(uid, sig: int = 9) -> int:
           return int(line.split()[1]) == uid
     return False
   return _kill_matching(match, sig)
+
+
+def remove_tree(path: str) -> None:
+  """Deletes a directory tree of any depth without recursion (a program can
+  leave thousands of nested directories); symlinks are never followed."""
+  stack, expanded = [path], set()
+  while stack:
+    top = stack[-1]
+    if top not in expanded:  # Each directory's entries are visited once.
+      expanded.add(top)
+      try:
+        entries = list(os.scandir(top))
+      except OSError:
+        entries = []
+      dirs = [e.path for e in entries if e.is_dir(follow_symlinks=False)]
+      for e in entries:
+        if not e.is_dir(follow_symlinks=False):
+          try:
+            os.unlink(e.path)
+          except OSError:
+            pass
+      if dirs:
+        stack.extend(dirs)
+        continue
+    try:
+      os.rmdir(top)
+    except OSError:
+      pass
+    stack.pop()

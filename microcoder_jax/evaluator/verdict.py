@@ -1,4 +1,4 @@
-"""Per-test verdicts from runner frames, and the sandboxed checker."""
+"""Per-test verdicts from what the supervisor observed, and the sandboxed checker."""
 import itertools
 import json
 
@@ -7,6 +7,9 @@ from microcoder_jax.evaluator import wire
 from microcoder_jax.evaluator.results import compare_cap
 
 EXIT_MEMORY = 101  # program.EXIT_MEMORY
+# Anything program output can make a comparison raise is a wrong answer.
+_BAD_OUTPUT = (ValueError, TypeError, RecursionError, OverflowError,
+               UnicodeError, MemoryError)
 
 
 class InfraError(Exception):
@@ -15,37 +18,46 @@ class InfraError(Exception):
 
 def judge_test(prob, test, head, blobs, tl, comparator, nonzero_exit_is_re,
                checker):
-  """Verdict of one test from the runner's frame, or None when it passed."""
+  """(verdict, reason) of one test from the worker's frame; verdict None = passed.
+
+  Every field used here was observed by the supervisor (exit status or
+  signal and CPU time from wait4, its own kill decisions) or read from the
+  program's stdout/result memfds after it exited.
+  """
   out, res = blobs[0], blobs[1]
   rc, sig = head.get("rc"), head.get("sig")
-  if head.get("wall_kill") or (head.get("cpu") or 0.0) > tl:
-    return "timeout"
+  cpu = head.get("cpu") or 0.0
+  if head.get("wall_kill") or head.get("cpu_kill") or cpu > tl:
+    return "timeout", f"cpu {cpu:.2f}s, wall {head.get('wall') or 0.0:.2f}s"
   if rc == EXIT_MEMORY:
-    return "memory_limit"
+    return "memory_limit", ""
   if prob.mode == "stdin" and len(out) > compare_cap(test.output):
-    return "wrong_answer"  # Output limit exceeded.
+    return "wrong_answer", "output limit exceeded"
   if sig is not None or rc is None or (rc != 0 and nonzero_exit_is_re):
-    return "runtime_error"
+    return "runtime_error", (f"signal {sig}" if sig is not None else f"exit {rc}")
   if prob.mode == "stdin":
-    if comparator == "lcb":
-      ok = compare.lcb_judge_stdout(out, test.output)
-    else:
-      ok = compare.judge_stdout(out, test.output, prob.compare)
-      if not ok and prob.checker:
-        ok = checker(prob, test, out)
-    return None if ok else "wrong_answer"
+    try:
+      if comparator == "lcb":
+        ok = compare.lcb_judge_stdout(out, test.output)
+      else:
+        ok = compare.judge_stdout(out, test.output, prob.compare)
+    except _BAD_OUTPUT:
+      ok = False
+    if not ok and prob.checker and comparator != "lcb":
+      ok = checker(prob, test, out)
+    return (None, "") if ok else ("wrong_answer", "")
   try:
     got = compare.parse_result(res, prob.compare)
-  except (ValueError, UnicodeDecodeError, RecursionError):
-    return "runtime_error"
+  except _BAD_OUTPUT:
+    return "runtime_error", "no valid return value"
   try:
     if comparator == "lcb":
       ok = compare.lcb_judge_functional(got, test.output)
     else:
       ok = compare.judge_functional(got, test.output, prob.compare)
-  except (ValueError, RecursionError):
+  except _BAD_OUTPUT:
     ok = False
-  return None if ok else "wrong_answer"
+  return (None, "") if ok else ("wrong_answer", "")
 
 
 class Checker:
@@ -61,8 +73,10 @@ class Checker:
     args = "\n".join(json.dumps(x) for x in (
         test.input, test.output, out.decode("utf-8", "replace")))
     self._proc.send({"t": "run", "job": next(self._ids), "mode": "functional",
-                     "fn": "check", "tl": 10.0, "mem_mb": 1024,
-                     "cap": 1 << 20}, [prob.checker.encode(), args.encode()])
+                     "fn": "check", "tl": 10.0, "mem_mb": 1024, "disk_mb": 16,
+                     "cap": 1 << 20},
+                    [prob.checker.encode("utf-8", "surrogatepass"),
+                     args.encode("utf-8", "surrogatepass")])
     ok = False
     while True:
       try:
@@ -73,7 +87,7 @@ class Checker:
       if head.get("t") == "test":
         try:
           ok = compare.parse_result(blobs[1], {}) is True and head["rc"] == 0
-        except ValueError:
+        except _BAD_OUTPUT:
           ok = False
       elif head.get("t") == "done":
         return ok

@@ -23,7 +23,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental import multihost_utils
 
+from microcoder_jax.data import prompts
 from microcoder_jax.evaluator import VERDICTS, Result
+from microcoder_jax.evaluator.extract import prompt_opens_think
 from microcoder_jax.rl import advantages as adv_lib
 from microcoder_jax.rl import masks, rewards as rewards_lib
 from microcoder_jax.rl.step import TrainBatch
@@ -118,11 +120,11 @@ def generate_and_judge(sampler, params, evaluator, tokenizer, problems: Sequence
     w0 = time.perf_counter()
     part = jax.tree.map(host_array, pending)
     gen_wait += time.perf_counter() - w0
-    chunk_texts = [tokenizer.decode(row[:length], skip_special_tokens=True)
+    chunk_texts = [prompts.decode_completion(tokenizer, row[:length])
                    for row, length in zip(part.tokens_NxT, part.lengths_N)]
     chunk_problems = problems[bounds[c]:bounds[c + 1]]
-    samples = [{"id": p.id, "completion": t}
-               for p, t in zip(np.repeat(chunk_problems, group_size), chunk_texts)]
+    samples = judge_rows(chunk_problems, prompt_ids[bounds[c]:bounds[c + 1]],
+                         chunk_texts, tokenizer, group_size)
     mine = samples[own_rows(len(samples))]
     tickets.append(evaluator.submit({p.id: p for p in chunk_problems}, mine))
     parts.append(part)
@@ -136,6 +138,19 @@ def generate_and_judge(sampler, params, evaluator, tokenizer, problems: Sequence
   return Judged(rollout, list(problems), results, texts,
                 {"generate": generated - t0, "judge_wait": done - generated,
                  "generate_device_wait": gen_wait})
+
+
+def judge_rows(problems: Sequence, prompt_ids: Sequence[Sequence[int]],
+               texts: Sequence[str], tokenizer, group_size: int) -> list[dict]:
+  """Evaluator samples for `group_size` consecutive completions per problem.
+
+  `prompt_opens_think` tells the judge that the completion starts inside a
+  reasoning block the chat template opened (DeepSeek-R1-distill templates end
+  the prompt with `<think>`), so code before `</think>` is never graded.
+  """
+  opens = [prompt_opens_think(tokenizer.decode(ids)) for ids in prompt_ids]
+  return [{"id": problems[i // group_size].id, "completion": text,
+           "prompt_opens_think": opens[i // group_size]} for i, text in enumerate(texts)]
 
 
 def _left_pad(x_NxP: np.ndarray, length: int, value) -> np.ndarray:

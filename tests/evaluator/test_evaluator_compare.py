@@ -43,12 +43,15 @@ def test_integer_tokens_are_exact_even_in_float_mode():
 
 
 def test_s4_float_tolerance_only_in_float_mode():
-  assert J("0.3333333", "0.333333333333\n")  # Decimal expected: float mode.
-  assert not J("0.33333", "0.333333333\n")  # 3.3e-6 > 1e-6.
-  assert not J("0.3334", "0.3331\n")  # Never round().
+  # Tolerance only from an explicit precision (float_tol, or the statement's
+  # error clause): decimal-looking expected tokens alone do not turn it on.
+  assert not J("0.3333333", "0.333333333333\n")
+  assert J("0.3333333", "0.333333333333\n", float_tol=1e-6)
+  assert not J("0.33333", "0.333333333\n", float_tol=1e-6)  # 3.3e-6 > 1e-6.
+  assert not J("0.3334", "0.3331\n", float_tol=1e-3 / 4)  # Never round().
   assert J("1000000.5", "1000000.4\n", float_tol=1e-6)  # Relative.
-  assert J("0.5", "0.50000\n")
-  assert J("2", "2.000000\n")  # Integer output of a float answer.
+  assert J("0.5", "0.50000\n", float_tol=1e-6)
+  assert J("2", "2.000000\n", float_tol=1e-6)  # Integer output of a float answer.
   assert not J("nan", "0.5\n")
   assert not J("inf", "1e308\n", float_tol=1e-6)
   assert not J("0.1 x", "0.1 y\n", float_tol=1e-6)

@@ -67,8 +67,7 @@ def test_bad_rows_are_reported_with_line_numbers(tmp_path):
   errors = []
   probs = load_problems(str(path), errors)
   assert list(probs) == ["ok"]
-  assert [e.split(":")[0] for e in errors] == ["line 2", "line 3", "line 4",
-                                               "line 6", "line 7"]
+  assert [e.split(": ")[0] for e in errors] == [f"{path}:{n}" for n in (2, 3, 4, 6, 7)]
   assert "no tests" in errors[1] and "fn_name" in errors[2]
   assert "duplicate" in errors[3]
 
@@ -79,8 +78,22 @@ def test_statement_inference_is_never_more_lenient():
   assert problems_lib.infer_compare("relative error 1e-4 is fine", []) == {
       "float_tol": 1e-4}
   assert problems_lib.infer_compare(
-      "You can output the answer in any case.", []) == {"case_insensitive": True}
+      "Print Yes or No. You can output the answer in any case.", []) == {
+          "case_insensitive": True}
+  assert problems_lib.infer_compare(
+      'Print "YES" or "NO". For example, the strings "yEs", "yes", "Yes" and '
+      '"YES" will be recognized as positive responses.', []) == {"case_insensitive": True}
   assert problems_lib.infer_compare("Print YES or NO.", []) == {}
+  # "in any case" as an English phrase, and a case rule without yes/no answers.
+  assert problems_lib.infer_compare(
+      "In any case, print Yes if it is possible and No otherwise.", []) == {}
+  assert problems_lib.infer_compare("Print the name. You can output it in any case.", []) == {}
+  # A 10^{-k} in the constraints is not the tolerance; the error clause's is.
+  assert problems_lib.infer_compare(
+      "Constraints: 10^{-3} <= a_i <= 1. Print the mean. Your answer is accepted "
+      "if its absolute or relative error does not exceed 10^{-9}.", []) == {"float_tol": 1e-9}
+  assert problems_lib.infer_compare(
+      "Constraints: 10^{-3} <= a_i <= 1. Print the sum of a_i.", []) == {}
 
 
 def test_extract_code():

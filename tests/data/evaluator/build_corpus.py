@@ -509,7 +509,7 @@ sample("sum2", """
         os.killpg(os.getpgid(0), signal.SIGKILL)
     except Exception:
         pass
-    print(0)""", FAIL, HACK, WA, "tries to kill its parent and every process")
+    print(0)""", FAIL, HACK, RE, "tries to kill its parent and every process")
 sample("sum2", """
     import os
     for fd in range(3, 64):
