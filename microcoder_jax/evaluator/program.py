@@ -79,11 +79,15 @@ def _cpu_clock(pid: int) -> int:
 def place_fds(targets: dict) -> None:
   """dup2 {source fd: target fd} safely (sources may sit on targets), then
   closes every other descriptor above the targets."""
-  high = {target: fcntl.fcntl(src, fcntl.F_DUPFD_CLOEXEC, 256)
+  above = max(targets.values()) + 1  # Copies never land on a target.
+  high = {target: fcntl.fcntl(src, fcntl.F_DUPFD_CLOEXEC, above)
           for src, target in targets.items()}
   for target, fd in high.items():
     os.dup2(fd, target)  # dup2 clears close-on-exec on the target.
-  sandbox.close_fds_from(max(targets.values()) + 1)
+  kept = sorted(targets.values())
+  for lo, hi in zip(kept, kept[1:]):
+    os.closerange(lo + 1, hi)
+  sandbox.close_fds_from(kept[-1] + 1)
 
 
 def supervise(sock_fd: int, code_fd: int, job: dict, caps: dict) -> None:
@@ -94,7 +98,8 @@ def supervise(sock_fd: int, code_fd: int, job: dict, caps: dict) -> None:
   it the judge's.
   """
   null = os.open("/dev/null", os.O_RDWR)
-  place_fds({null: 0, os.dup(null): 1, os.dup(null): 2, sock_fd: 3, code_fd: 4})
+  targets = {null: 0, os.dup(null): 1, os.dup(null): 2, sock_fd: 3, code_fd: 4}
+  place_fds(targets)
   sock = socket.socket(fileno=3)
   code = _read_all_bytes(4)
   os.close(4)
@@ -117,8 +122,10 @@ def supervise(sock_fd: int, code_fd: int, job: dict, caps: dict) -> None:
     os._exit(0)
   resource.setrlimit(resource.RLIMIT_CPU, (resource.RLIM_INFINITY,) * 2)
   resource.setrlimit(resource.RLIMIT_AS, (resource.RLIM_INFINITY,) * 2)
+  _prepare_test_processes(job, caps)
   send_msg(sock, {"t": "ready"})
   while True:
+    _fresh_workspace(job, caps)  # Ahead of the next test, off its critical path.
     try:
       msg, fds = recv_msg(sock, 1)
     except (EOFError, OSError, ValueError):
@@ -136,30 +143,113 @@ def supervise(sock_fd: int, code_fd: int, job: dict, caps: dict) -> None:
       os.close(fd)
 
 
+# What every test process shares, prepared once (test processes are forked
+# from the supervisor, which is forked from the worker, and inherit it): the
+# environment, an empty capability bounding set, fresh stdio objects, the
+# Landlock ruleset (per program), and (with a minimal root) a read-only /tmp whose `w`
+# sub-directory receives a fresh tmpfs before every test.
+_SHARED = {}
+WORK = "/tmp/w"
+# Fixed descriptor slots, far above anything the supervisor allocates (it
+# holds about a dozen descriptors), below the RLIMIT_NOFILE of MAX_FD.
+_SLOTS = 48  # the supervisor parks a test's descriptors at 48..52 before forking
+_LANDLOCK_SLOT = 56
+
+
+def prepare_shared(caps: dict, workdir: str = WORK) -> None:
+  """Worker- (or, without a minimal root, program-) level preparation."""
+  if caps["mntns"] and workdir == WORK and not os.path.isdir(WORK):
+    sandbox.mount("mcj-tmp", "/tmp", "tmpfs", sandbox.MS_NOSUID | sandbox.MS_NODEV,
+                  "size=64k,mode=0755")
+    os.mkdir(WORK, 0o755)
+    sandbox.mount(None, "/tmp", None, sandbox.MS_REMOUNT | sandbox.MS_RDONLY
+                  | sandbox.MS_NOSUID | sandbox.MS_NODEV)
+  os.environ.clear()
+  os.environ.update(PATH="/usr/bin:/bin", HOME=workdir, TMPDIR=workdir,
+                    LANG="C.UTF-8", OMP_NUM_THREADS="1")
+  if caps["uid"] is not None or caps["mntns"]:
+    sandbox.drop_bounding_set()
+  _SHARED["workdir"] = workdir
+  _SHARED["stdio"] = (
+      open(0, "r", encoding="utf-8", newline="\n", errors="surrogateescape", closefd=False),
+      open(1, "w", encoding="utf-8", newline="\n", errors="surrogateescape", closefd=False),
+      open(2, "w", encoding="utf-8", buffering=1, errors="backslashreplace", closefd=False))
+
+
+def _prepare_test_processes(job, caps) -> None:
+  """Per program, in the supervisor: the limits that never change per test."""
+  if not caps["mntns"]:  # Work dirs differ per program: re-prepare.
+    prepare_shared(caps, job["workdir"])
+  if caps["landlock"]:
+    # Built per program (0.07 ms): Landlock rules bind inodes, and this
+    # supervisor's /proc is a fresh mount. With a minimal root, /tmp's rule
+    # covers the tmpfs mounted on /tmp/w before each test.
+    workdir = _SHARED["workdir"]
+    fd = sandbox.landlock_ruleset(caps["landlock"], caps["read_paths"] + ["/proc"],
+                                  ["/tmp" if workdir == WORK else workdir, "/dev/null"])
+    os.dup2(fd, _LANDLOCK_SLOT, inheritable=False)
+    os.close(fd)
+    _SHARED["landlock"] = _LANDLOCK_SLOT
+  sandbox.set_limit(resource.RLIMIT_NOFILE, MAX_FD)
+  sandbox.set_limit(resource.RLIMIT_CORE, 0)
+  sandbox.set_limit(resource.RLIMIT_FSIZE, job["disk_bytes"])
+  sandbox.set_limit(resource.RLIMIT_MEMLOCK, 0)
+  if caps["uid"] is not None:
+    sandbox.set_limit(resource.RLIMIT_NPROC, 64)
+
+
+def _fresh_workspace(job, caps) -> None:
+  """A new, empty tmpfs on /tmp/w and a new IPC namespace for the next test
+  (without a minimal root: the program's work dir, emptied).
+
+  The last tmpfs is kept if the test left it untouched: no entries and an
+  unchanged change time (any write, xattr, chmod or utime bumps it).
+  """
+  if not caps["mntns"]:  # Fallback: the program's own host directory, emptied.
+    workdir = _SHARED["workdir"]
+    os.chmod(workdir, 0o700, follow_symlinks=False)
+    if os.listdir(workdir):
+      sandbox.clear_tree(workdir)
+    return
+  if "work_ctime" in _SHARED:
+    st = os.lstat(WORK)
+    if st.st_ctime_ns == _SHARED["work_ctime"] and not os.listdir(WORK):
+      return
+    sandbox.umount(WORK)
+  sandbox.mount_work_tmpfs(WORK, job["disk_bytes"],
+                           os.getuid() if caps["uid"] is None else caps["uid"])
+  _SHARED["work_ctime"] = os.lstat(WORK).st_ctime_ns
+  sandbox.unshare(sandbox.CLONE_NEWIPC)
+
+
 def run_test(job: dict, code_obj, stdin_fd: int, caps: dict):
   """Forks one test process and watches it.
 
   Returns (report, [stdout, result, stderr-tail] memfds): the worker moves
   their bytes without reading them into its own memory.
   """
-  functional = job["mode"] == "functional"
-  out_fd = memfd("stdout")
-  res_fd = memfd("result") if functional else -1
+  out_fd, res_fd = memfd("stdout"), memfd("result")
   err_r, err_w = os.pipe()
   go_r, go_w = os.pipe()
-  pid = os.fork()
-  if pid == 0:
-    os.close(err_r)
-    os.close(go_r)
-    _test_process(job, code_obj, (stdin_fd, out_fd, err_w, res_fd), go_w, caps)
+  # The test process's descriptors, parked at fixed slots (fd i goes to
+  # `_SLOTS + i`), so that it only needs dup2s: 0 stdin, 1 stdout, 2 stderr,
+  # 3 result, 4 the "started" pipe.
+  sources = (stdin_fd, out_fd, err_w, res_fd, go_w)
+  if max(sources + (err_r, go_r)) >= _SLOTS:
+    raise OSError(f"supervisor descriptors reached the test slots: {sources}")
+  for i, fd in enumerate(sources):
+    os.dup2(fd, _SLOTS + i, inheritable=False)
   for fd in (stdin_fd, err_w, go_w):
     os.close(fd)
+  pid = os.fork()
+  if pid == 0:
+    _test_process(job, code_obj, caps)
+  os.closerange(_SLOTS, _SLOTS + 5)
   report, tail = _watch(pid, job["tl"], err_r, go_r)
   os.close(err_r)
   os.close(go_r)
-  _kill_strays(caps["pidns"])
-  if res_fd < 0:
-    res_fd = memfd("result")
+  if not caps["seccomp"]:  # Nothing can be left behind under seccomp.
+    _kill_strays(caps["pidns"])
   return report, [out_fd, res_fd, memfd("stderr", tail)]
 
 
@@ -246,14 +336,15 @@ def _kill_strays(pidns: bool) -> None:
 
 
 # ----------------------------------------------------------- test process --
-def _test_process(job, code_obj, fds, go_w, caps) -> None:
+def _test_process(job, code_obj, caps) -> None:
   """Sets up the sandbox, signals "started", runs the program once, exits."""
   try:
-    _enter_sandbox(job, fds, go_w, caps)
+    _enter_sandbox(job, caps)
     stdin_text = _read_all(0) if job["mode"] == "functional" else None
   except BaseException as e:  # pylint: disable=broad-except
     try:  # Before "started": the judge's failure, reported on stderr.
-      os.write(2, f"sandbox set-up failed: {e!r}".encode()[:1000])
+      where = traceback.extract_tb(e.__traceback__)[-1]
+      os.write(2, f"sandbox set-up failed: {e!r} at {where.name}:{where.lineno}".encode()[:1000])
     finally:
       os._exit(125)
   os.write(_GO_FD, b"1")  # "started": from here on, it is the program's doing.
@@ -261,45 +352,33 @@ def _test_process(job, code_obj, fds, go_w, caps) -> None:
   _run(job, code_obj, stdin_text)
 
 
-def _enter_sandbox(job, fds, go_w, caps) -> None:
-  stdin_fd, out_fd, err_w, res_fd = fds
-  null = os.open("/dev/null", os.O_RDWR)
-  place_fds({stdin_fd: 0, out_fd: 1, err_w: 2,
-             (res_fd if res_fd >= 0 else null): 3, go_w: _GO_FD})
-  os.set_inheritable(_GO_FD, False)
-  os.setsid()
-  uid = caps["uid"]
-  if caps["mntns"]:
-    sandbox.unshare(sandbox.CLONE_NEWNS | sandbox.CLONE_NEWIPC)
-    sandbox.mount_work_tmpfs("/tmp", job["disk_bytes"],
-                             os.getuid() if uid is None else uid)
-    workdir = "/tmp"
-  else:
-    workdir = job["workdir"]
-  os.chdir(workdir)
+def _enter_sandbox(job, caps) -> None:
+  """The per-test part of the sandbox (the rest is prepared once, above)."""
+  for i in (2, 0, 1, 3, 4):  # stderr first: it carries any set-up failure.
+    os.dup2(_SLOTS + i, i, inheritable=i < 4)
+  landlock = _LANDLOCK_SLOT if "landlock" in _SHARED else -1
+  if landlock >= 0:
+    os.dup2(_LANDLOCK_SLOT, _GO_FD + 1, inheritable=False)
+  sandbox.close_fds_from(_GO_FD + 1 + (landlock >= 0))
+  os.chdir(_SHARED["workdir"])
   ceil_tl = math.ceil(job["tl"])
   sandbox.set_limit(resource.RLIMIT_CPU, ceil_tl + 1, ceil_tl + 2)
-  sandbox.set_limit(resource.RLIMIT_NOFILE, MAX_FD)
-  sandbox.set_limit(resource.RLIMIT_CORE, 0)
-  sandbox.set_limit(resource.RLIMIT_FSIZE, job["disk_bytes"])
-  sandbox.set_limit(resource.RLIMIT_MEMLOCK, 0)
-  if uid is not None:
-    sandbox.set_limit(resource.RLIMIT_NPROC, 64)
-  if caps["mntns"] or uid is None:
-    sandbox.drop_privileges(uid)
-  else:
+  uid = caps["uid"]
+  fs_root = not caps["mntns"] and uid is not None
+  if fs_root:
     sandbox.drop_privileges_keep_fs_root(uid)
-  sandbox.set_dumpable(True)
+  else:
+    sandbox.drop_privileges(uid)
+  # Its /proc/self files belong to its file-system uid: uid when dumpable,
+  # else 0.
+  sandbox.set_dumpable(not fs_root)
   sandbox.set_no_new_privs()
-  if caps["landlock"]:
-    sandbox.apply_landlock(caps["landlock"], caps["read_paths"] + ["/proc"],
-                           [workdir, "/dev/null"])
-  os.environ.clear()
-  os.environ.update(PATH="/usr/bin:/bin", HOME=workdir, TMPDIR=workdir,
-                    LANG="C.UTF-8", OMP_NUM_THREADS="1")
+  if landlock >= 0:
+    sandbox.landlock_restrict(_GO_FD + 1)
+    os.close(_GO_FD + 1)
   sandbox.set_limit(resource.RLIMIT_AS, job["as_bytes"])
   if caps["seccomp"]:
-    sandbox.apply_seccomp()
+    sandbox.apply_program_seccomp()
 
 
 def _read_all_bytes(fd: int) -> bytes:
@@ -341,12 +420,8 @@ def _globals(job) -> dict:
 def _run(job, code_obj, stdin_text) -> None:
   """Runs the program once; exits with its status (never returns)."""
   exit_, write, dumps = os._exit, os.write, json.dumps  # Before user code.
-  sys.stdin = sys.__stdin__ = open(0, "r", encoding="utf-8", newline="\n",
-                                   errors="surrogateescape", closefd=False)
-  sys.stdout = sys.__stdout__ = open(1, "w", encoding="utf-8", newline="\n",
-                                     errors="surrogateescape", closefd=False)
-  sys.stderr = sys.__stderr__ = open(2, "w", encoding="utf-8", buffering=1,
-                                     errors="backslashreplace", closefd=False)
+  sys.stdin, sys.stdout, sys.stderr = _SHARED["stdio"]
+  sys.__stdin__, sys.__stdout__, sys.__stderr__ = _SHARED["stdio"]
   sys.argv = ["main.py"]
   sys.setrecursionlimit(100000)
   sys.set_int_max_str_digits(0)
@@ -369,10 +444,10 @@ def _run(job, code_obj, stdin_text) -> None:
       code = (e.code & 0xFF or 1) if isinstance(e.code, int) else 1
   except MemoryError:
     code = EXIT_MEMORY
-  except BaseException:  # pylint: disable=broad-except
+  except BaseException as e:  # pylint: disable=broad-except
     code = 1
-    try:
-      traceback.print_exc()
+    try:  # The program's frames only.
+      traceback.print_exception(type(e), e, e.__traceback__.tb_next)
     except BaseException:  # pylint: disable=broad-except
       pass
   for stream in (sys.stdout, sys.stderr):

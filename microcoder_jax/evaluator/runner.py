@@ -111,10 +111,8 @@ class Worker:
   # ---------------------------------------------------------- one program --
   def _program(self, job, code_fd, inputs):
     """Runs every test (until stopped); returns (ok, why, blame)."""
-    if self.base:
+    if self.base:  # Root-owned, like the program's file-system ids here.
       job["workdir"] = tempfile.mkdtemp(dir=self.base)
-      if self.caps["uid"] is not None:
-        os.chown(job["workdir"], self.caps["uid"], self.caps["uid"])
     sock, pid = self._spawn(job, code_fd)
     started = False  # Did the program's code run yet (in any test)?
     try:
@@ -127,7 +125,8 @@ class Worker:
           err = os.pread(fds[2], 300, 0).decode("utf-8", "replace") if len(fds) > 2 else ""
           for fd in fds:
             os.close(fd)
-          return False, "test process failed before the program started: " + err, "judge"
+          return False, ("test process failed before the program started "
+                         f"(rc={report.get('rc')}, signal={report.get('sig')}): {err}"), "judge"
         self._relay(job, report, fds)
       return True, "", ""
     except (_Abort, _CompileFailed):
@@ -189,7 +188,7 @@ class Worker:
         if ctl.get("t") == "stop" and ctl.get("job") == job["job"]:
           raise _Abort()
       if sock in ready:
-        return program.recv_msg(sock, 2)
+        return program.recv_msg(sock, 3)  # stdout, result, stderr tail
 
   def _relay(self, job, report, fds) -> None:
     """Forwards a test report; stdout (up to the cap + 1 byte), the result
@@ -314,7 +313,8 @@ def setup_worker(disable=()) -> dict:
       sandbox.apply_landlock(abi, caps["read_paths"], ["/dev/null"]))):
     caps["landlock"] = abi
   if sandbox.seccomp_supported() and "seccomp" not in disable and _probe(
-      lambda: (sandbox.set_no_new_privs(), sandbox.apply_seccomp())):
+      lambda: (sandbox.set_no_new_privs(), sandbox.apply_base_seccomp(),
+               sandbox.apply_program_seccomp())):
     caps["seccomp"] = True
   return caps
 
@@ -329,6 +329,11 @@ def main() -> None:
   sys.set_int_max_str_digits(0)
   caps = setup_worker(os.environ.get("MCJ_SANDBOX_DISABLE", "").split(","))
   worker = Worker(rfd, wfd, caps)
+  if caps["mntns"]:  # Otherwise each program prepares its own work dir.
+    program.prepare_shared(caps)
+  if caps["seccomp"]:
+    sandbox.set_no_new_privs()
+    sandbox.apply_base_seccomp()
   gc.freeze()  # Forked children never rescan the preloaded heap.
   worker.serve()
 

@@ -268,7 +268,12 @@ def drop_privileges(uid) -> None:
     os.setresgid(uid, uid, uid)
     os.setresuid(uid, uid, uid)
   _capset(0)
-  for cap in range(64):  # Also empty the bounding set (harmless if absent).
+
+
+def drop_bounding_set() -> None:
+  """Empties the capability bounding set (what any later execve could regain);
+  the caller keeps its current capabilities."""
+  for cap in range(64):
     if _libc.prctl(24, cap, 0, 0, 0) < 0 and ctypes.get_errno() == 22:
       break
 
@@ -311,6 +316,23 @@ def _fs_mask(abi: int) -> int:
 
 def apply_landlock(abi: int, read_paths, write_paths) -> None:
   """Restricts the calling process (and its future children) for good."""
+  rfd = landlock_ruleset(abi, read_paths, write_paths)
+  try:
+    landlock_restrict(rfd)
+  finally:
+    os.close(rfd)
+
+
+def landlock_restrict(ruleset_fd: int) -> None:
+  """Enforces a ruleset on the calling process (needs no_new_privs)."""
+  _check(_libc.syscall(_NR["landlock_restrict_self"], ruleset_fd, 0),
+         "landlock_restrict_self")
+
+
+def landlock_ruleset(abi: int, read_paths, write_paths) -> int:
+  """A ruleset descriptor: read/execute below `read_paths`, everything below
+  `write_paths`, no TCP, scoped signals and abstract sockets. Built once and
+  enforced by each test process with `landlock_restrict`."""
   handled = _fs_mask(abi)
   attr = struct.pack("<Q", handled)
   if abi >= 4:
@@ -337,10 +359,10 @@ def apply_landlock(abi: int, read_paths, write_paths) -> None:
                "landlock_add_rule")
       finally:
         os.close(pfd)
-    _check(_libc.syscall(_NR["landlock_restrict_self"], rfd, 0),
-           "landlock_restrict_self")
-  finally:
+  except BaseException:
     os.close(rfd)
+    raise
+  return rfd
 
 
 # ----------------------------------------------------------------- seccomp --
@@ -348,23 +370,32 @@ _AUDIT_ARCH_X86_64 = 0xC000003E
 _RET_ALLOW = 0x7FFF0000
 _RET_KILL = 0x80000000
 _EPERM, _EACCES, _ENOSYS = 1, 13, 38
-_DENY = (
-    57, 58, 59, 322,            # fork vfork execve execveat
+# Two stacked filters. The base one is installed in each worker once it is
+# set up and binds everything that runs in it (supervisors, test processes);
+# the program one is added by each test process. Splitting them keeps the
+# per-test filter short (it is compiled on every install).
+_BASE_DENY = (
+    59, 322,                    # execve execveat
     101, 310, 311, 312,         # ptrace process_vm_{readv,writev} kcmp
-    272, 308, 165, 166, 155, 161,  # unshare setns mount umount2 pivot_root chroot
+    155, 161,                   # pivot_root chroot
     428, 429, 430, 431, 432, 433, 442,  # the new mount API, mount_setattr
     321, 298, 323,              # bpf perf_event_open userfaultfd
     250, 248, 249,              # keyctl add_key request_key
     246, 320, 175, 313, 176,    # kexec_*, {init,finit,delete}_module
     425, 426, 427,              # io_uring_*
-    424, 434, 438, 440, 448,    # pidfd_*, process_madvise, process_mrelease
+    424, 438, 440, 448,         # pidfd_send_signal pidfd_getfd process_m*
     135, 163, 169, 167, 168, 170, 171,  # personality acct reboot swap* *name
     29, 30, 31, 67, 64, 65, 66, 220, 68, 69, 70, 71,  # SysV shm, sem, msg
     240, 241, 242, 243, 244, 245,  # POSIX message queues
-    319, 447,                   # memfd_create memfd_secret
+    447,                        # memfd_secret
     300, 303, 304,              # fanotify_init name_to_handle_at open_by_handle_at
     103, 153, 179, 443, 134, 212, 172, 173,  # syslog vhangup quotactl* uselib
                                 # lookup_dcookie iopl ioperm
+)
+_PROGRAM_DENY = (
+    57, 58,                     # fork vfork (clone: threads only, clone3: ENOSYS)
+    272, 308, 165, 166,         # unshare setns mount umount2
+    319, 434,                   # memfd_create pidfd_open
 )
 
 
@@ -372,42 +403,54 @@ def _bpf(code: int, jt: int, jf: int, k: int) -> bytes:
   return struct.pack("<HBBI", code, jt, jf, k)
 
 
-def _seccomp_program() -> bytes:
+def _seccomp_program(deny, program: bool) -> bytes:
   ld, jeq, jset, jge, ret = 0x20, 0x15, 0x45, 0x35, 0x06
   errno = lambda e: 0x00050000 | e
   prog = [_bpf(ld, 0, 0, 4), _bpf(jeq, 1, 0, _AUDIT_ARCH_X86_64),
           _bpf(ret, 0, 0, _RET_KILL), _bpf(ld, 0, 0, 0),
           _bpf(jge, 0, 1, 0x40000000), _bpf(ret, 0, 0, errno(_EPERM))]
-  for nr in _DENY:
+  for nr in deny:
     prog += [_bpf(jeq, 0, 1, nr), _bpf(ret, 0, 0, errno(_EPERM))]
-  prog += [_bpf(jeq, 0, 1, 435), _bpf(ret, 0, 0, errno(_ENOSYS))]  # clone3
-  # clone: allowed only for threads (CLONE_THREAD in the low word of arg 0).
-  prog += [_bpf(jeq, 0, 4, 56), _bpf(ld, 0, 0, 16),
-           _bpf(jset, 0, 1, CLONE_THREAD), _bpf(ret, 0, 0, _RET_ALLOW),
-           _bpf(ret, 0, 0, errno(_EPERM))]
-  # socket / socketpair: only AF_UNIX.
-  for nr in (41, 53):
-    prog += [_bpf(ld, 0, 0, 0), _bpf(jeq, 0, 4, nr), _bpf(ld, 0, 0, 16),
-             _bpf(jeq, 0, 1, 1), _bpf(ret, 0, 0, _RET_ALLOW),
-             _bpf(ret, 0, 0, errno(_EACCES))]
+  if program:
+    prog += [_bpf(jeq, 0, 1, 435), _bpf(ret, 0, 0, errno(_ENOSYS))]  # clone3
+    # clone: allowed only for threads (CLONE_THREAD in the low word of arg 0).
+    prog += [_bpf(jeq, 0, 4, 56), _bpf(ld, 0, 0, 16),
+             _bpf(jset, 0, 1, CLONE_THREAD), _bpf(ret, 0, 0, _RET_ALLOW),
+             _bpf(ret, 0, 0, errno(_EPERM))]
+  else:
+    # socket / socketpair: only AF_UNIX.
+    for nr in (41, 53):
+      prog += [_bpf(ld, 0, 0, 0), _bpf(jeq, 0, 4, nr), _bpf(ld, 0, 0, 16),
+               _bpf(jeq, 0, 1, 1), _bpf(ret, 0, 0, _RET_ALLOW),
+               _bpf(ret, 0, 0, errno(_EACCES))]
   prog.append(_bpf(ret, 0, 0, _RET_ALLOW))
   return b"".join(prog)
 
 
-_SECCOMP_PROG = _seccomp_program()
+def _fprog(code: bytes):
+  """(filter buffer, sock_fprog buffer), built once: installing is one prctl."""
+  filt = ctypes.create_string_buffer(code, len(code))
+  return filt, ctypes.create_string_buffer(
+      struct.pack("<HxxxxxxQ", len(code) // 8, ctypes.addressof(filt)), 16)
+
+
+_BASE_FILTER = _fprog(_seccomp_program(_BASE_DENY, program=False))
+_PROGRAM_FILTER = _fprog(_seccomp_program(_PROGRAM_DENY, program=True))
 
 
 def seccomp_supported() -> bool:
   return os.uname().machine == "x86_64"
 
 
-def apply_seccomp() -> None:
-  """Installs the filter; needs no_new_privs (set by the caller)."""
-  n = len(_SECCOMP_PROG) // 8
-  filt = ctypes.create_string_buffer(_SECCOMP_PROG, len(_SECCOMP_PROG))
-  fprog = struct.pack("<HxxxxxxQ", n, ctypes.addressof(filt))
-  fbuf = ctypes.create_string_buffer(fprog, len(fprog))
-  _check(_libc.prctl(_PR_SET_SECCOMP, 2, fbuf, 0, 0), "seccomp")
+def apply_base_seccomp() -> None:
+  """The worker's filter (needs no_new_privs): see `_BASE_DENY`."""
+  _check(_libc.prctl(_PR_SET_SECCOMP, 2, _BASE_FILTER[1], 0, 0), "seccomp")
+
+
+def apply_program_seccomp() -> None:
+  """A test process's filter, on top of the base one: no new processes, no
+  mounts or namespaces, no memfds (needs no_new_privs)."""
+  _check(_libc.prctl(_PR_SET_SECCOMP, 2, _PROGRAM_FILTER[1], 0, 0), "seccomp")
 
 
 # ----------------------------------------------------------------- rlimits --
@@ -472,30 +515,59 @@ def kill_uid(uid, sig: int = 9) -> int:
   return _kill_matching(match, sig)
 
 
-def remove_tree(path: str) -> None:
-  """Deletes a directory tree of any depth without recursion (a program can
-  leave thousands of nested directories); symlinks are never followed."""
-  stack, expanded = [path], set()
-  while stack:
-    top = stack[-1]
-    if top not in expanded:  # Each directory's entries are visited once.
-      expanded.add(top)
-      try:
-        entries = list(os.scandir(top))
-      except OSError:
-        entries = []
-      dirs = [e.path for e in entries if e.is_dir(follow_symlinks=False)]
-      for e in entries:
-        if not e.is_dir(follow_symlinks=False):
-          try:
-            os.unlink(e.path)
-          except OSError:
-            pass
-      if dirs:
-        stack.extend(dirs)
+def clear_tree(path: str) -> None:
+  """Deletes everything below directory `path`, at any depth, holding one
+  directory descriptor at a time (a program can leave a chain of directories
+  far deeper than PATH_MAX); symlinks are never followed. Nothing may still
+  be writing below `path`."""
+  flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+  try:
+    fd = os.open(path, flags)
+  except OSError:
+    return
+  names, skip = [], [set()]  # the path from `path` down; what cannot go, per level
+  try:
+    while True:
+      child = None
+      with os.scandir(fd) as entries:
+        for e in entries:
+          if e.is_dir(follow_symlinks=False):
+            if e.name not in skip[-1]:
+              child = e.name
+          else:
+            try:
+              os.unlink(e.name, dir_fd=fd)
+            except OSError:
+              pass
+      if child is not None:
+        try:
+          nxt = os.open(child, flags, dir_fd=fd)
+        except OSError:
+          skip[-1].add(child)
+          continue
+        os.close(fd)
+        fd = nxt
+        names.append(child)
+        skip.append(set())
         continue
-    try:
-      os.rmdir(top)
-    except OSError:
-      pass
-    stack.pop()
+      if not names:
+        return
+      up = os.open("..", flags, dir_fd=fd)
+      os.close(fd)
+      fd, name = up, names.pop()
+      skip.pop()
+      try:
+        os.rmdir(name, dir_fd=fd)
+      except OSError:
+        skip[-1].add(name)
+  finally:
+    os.close(fd)
+
+
+def remove_tree(path: str) -> None:
+  """Deletes directory `path` and everything below it (see clear_tree)."""
+  clear_tree(path)
+  try:
+    os.rmdir(path)
+  except OSError:
+    pass

@@ -69,6 +69,14 @@ def test_empty_or_unknown_problem_is_never_a_pass(ev):
   assert [r.verdict for r in res] == ["eval_error", "eval_error"]
 
 
+def test_failure_detail_carries_the_stderr_tail(ev):
+  code = "import sys\nprint('note', file=sys.stderr)\nraise ValueError('boom-17')"
+  res = ev.evaluate({"add": ADD}, [{"id": "add", "code": code}])[0]
+  assert res.verdict == "runtime_error"
+  assert "stderr: note" in res.detail and "ValueError: boom-17" in res.detail
+  assert 'File "main.py", line 3' in res.detail and "program.py" not in res.detail
+
+
 def _worker_pids(evaluator):
   return [p.proc.pid for p in evaluator._procs]  # pylint: disable=protected-access
 

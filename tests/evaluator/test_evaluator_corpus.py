@@ -18,6 +18,7 @@ import pytest
 
 from microcoder_jax.evaluator import Evaluator
 from microcoder_jax.evaluator import load_problems
+from microcoder_jax.evaluator import parse_problem
 
 DATA = os.path.join(os.path.dirname(__file__), "..", "data", "evaluator")
 PWNED = ("/tmp/pwned_6b1f0c2e-evaluator", "/root/pwned_6b1f0c2e-evaluator",
@@ -232,3 +233,33 @@ def test_network_blocked_by_landlock_without_netns(tmp_path):
     server.accept()
   server.close()
   assert res[0].verdict == "pass"
+
+
+WORKDIR_USER = """
+import os
+assert not os.listdir("."), os.listdir(".")  # nothing from the last test
+with open("scratch", "w") as f:
+    f.write(input())
+open("/proc/self/mem", "rb").close()  # owner-only (0600)
+for _ in range(3000):  # deeper than PATH_MAX
+    os.mkdir("d")
+    os.chdir("d")
+print("ok")
+"""
+
+
+@pytest.mark.parametrize("disable", [("mntns",), ("pidns", "seccomp")])
+def test_fallback_work_dir_is_private_writable_and_emptied(disable):
+  """Without a minimal root, each program gets its own host directory: it
+  can write there and read its own /proc files, every test finds it empty,
+  and the deepest tree it leaves is removed."""
+  prob = parse_problem({"id": "w", "question": "", "tests": [
+      {"input": f"{i}\n", "output": "ok\n", "testtype": "stdin"} for i in range(3)]})
+  with Evaluator(workers=1, timeout_s=2.0, sandbox_disable=disable,
+                 allow_weak_isolation=True) as ev:
+    assert "mntns" not in ev.isolation
+    bases = _worker_dirs(ev)
+    assert bases
+    res = ev.evaluate([prob], [{"id": "w", "code": WORKDIR_USER}])
+    assert all(not os.listdir(b) for b in bases)
+  assert res[0].verdict == "pass", res[0].detail

@@ -96,10 +96,11 @@ PROBE = """
 attack("probe", PROBE, HOST, "pass", "host files, metadata, sockets, /proc and the environment are out of reach")
 attack("probe", """
     import os
-    for d in ("/tmp", os.getcwd()):
-        if os.listdir(d):
-            print("breached: %s not empty" % d)
-            break
+    cwd = os.getcwd()
+    if os.listdir(cwd):
+        print("breached: the work dir is not empty")
+    elif set(os.listdir("/tmp")) - {os.path.basename(cwd)}:
+        print("breached: /tmp holds %s" % sorted(os.listdir("/tmp")))
     else:
         print("contained")
     """, HOST, "pass", "the work dir starts empty (no host /tmp)")
