@@ -103,6 +103,21 @@ def close_fds_from(lowest: int) -> None:
   os.closerange(lowest, 1 << 16)
 
 
+_PY_FORK = ctypes.PyDLL(None, use_errno=True).fork  # Called holding the GIL.
+
+
+def fork_bare() -> int:
+  """fork(2) (glibc's, with its own at-fork handlers) without CPython's:
+  no import-lock or thread-state re-initialisation, no `os.register_at_fork`
+  callbacks (such as `random` reseeding). They exist for parents with other
+  threads and cost ~0.6 ms per fork here (the pages they touch are copied);
+  only a single-threaded caller may use this."""
+  pid = _PY_FORK()
+  if pid < 0:
+    raise OSError(ctypes.get_errno(), "fork")
+  return pid
+
+
 def reap_zombies() -> None:
   """Collects every exited child without blocking."""
   while True:
@@ -195,9 +210,37 @@ def mount_proc() -> None:
 
 
 def mount_work_tmpfs(path: str, size_bytes: int, uid: int) -> None:
-  """The test's only writable place: an empty tmpfs owned by `uid`."""
-  mount("mcj-work", path, "tmpfs", MS_NOSUID | MS_NODEV,
+  """The test's only writable place: an empty tmpfs owned by `uid` (noatime:
+  reading it leaves no trace)."""
+  mount("mcj-work", path, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOATIME,
         f"size={max(size_bytes, 4096)},nr_inodes=4096,mode=0700,uid={uid},gid={uid}")
+
+
+# inotify: every change to a directory's entries or attributes.
+_IN_CHANGES = (0x2 | 0x4 | 0x8 | 0x40 | 0x80 | 0x100 | 0x200 | 0x400 | 0x800
+               | 0x4000)  # ... | IN_Q_OVERFLOW
+
+
+def watch_changes(path: str) -> int:
+  """An inotify descriptor that turns readable on any change to directory
+  `path` itself or its entries (files created, written, removed, renamed;
+  attributes, xattrs and times set). Timestamps can be too coarse to tell."""
+  fd = _check(_libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC), "inotify_init1")
+  try:
+    _check(_libc.inotify_add_watch(fd, path.encode(), _IN_CHANGES),
+           f"inotify_add_watch {path}")
+  except OSError:
+    os.close(fd)
+    raise
+  return fd
+
+
+def changed(watch_fd: int) -> bool:
+  """Whether `watch_changes` saw anything (the events are consumed)."""
+  try:
+    return bool(os.read(watch_fd, 1 << 16))
+  except BlockingIOError:
+    return False
 
 
 def sandbox_paths() -> tuple:
@@ -369,7 +412,8 @@ def landlock_ruleset(abi: int, read_paths, write_paths) -> int:
 _AUDIT_ARCH_X86_64 = 0xC000003E
 _RET_ALLOW = 0x7FFF0000
 _RET_KILL = 0x80000000
-_EPERM, _EACCES, _ENOSYS = 1, 13, 38
+_EPERM, _EACCES, _ENOSYS, _EOPNOTSUPP = 1, 13, 38, 95
+_O_TMPFILE_BIT = 0o20000000  # __O_TMPFILE
 # Two stacked filters. The base one is installed in each worker once it is
 # set up and binds everything that runs in it (supervisors, test processes);
 # the program one is added by each test process. Splitting them keeps the
@@ -418,6 +462,13 @@ def _seccomp_program(deny, program: bool) -> bytes:
              _bpf(jset, 0, 1, CLONE_THREAD), _bpf(ret, 0, 0, _RET_ALLOW),
              _bpf(ret, 0, 0, errno(_EPERM))]
   else:
+    # open / openat with O_TMPFILE: EOPNOTSUPP (Python falls back to a named
+    # file). An unnamed inode would advance the work tmpfs's inode counter
+    # and leave no other trace; openat2 (flags out of reach) is ENOSYS.
+    prog += [_bpf(jeq, 0, 1, 437), _bpf(ret, 0, 0, errno(_ENOSYS))]
+    for nr, arg in ((2, 1), (257, 2)):
+      prog += [_bpf(ld, 0, 0, 0), _bpf(jeq, 0, 3, nr), _bpf(ld, 0, 0, 16 + 8 * arg),
+               _bpf(jset, 0, 1, _O_TMPFILE_BIT), _bpf(ret, 0, 0, errno(_EOPNOTSUPP))]
     # socket / socketpair: only AF_UNIX.
     for nr in (41, 53):
       prog += [_bpf(ld, 0, 0, 0), _bpf(jeq, 0, 4, nr), _bpf(ld, 0, 0, 16),

@@ -77,6 +77,41 @@ def test_failure_detail_carries_the_stderr_tail(ev):
   assert 'File "main.py", line 3' in res.detail and "program.py" not in res.detail
 
 
+CONCURRENT = """
+import threading, signal, time, queue, sys
+q = queue.Queue()
+workers = [threading.Thread(target=lambda i=i: q.put(i * i)) for i in range(4)]
+for t in workers:
+    t.start()
+for t in workers:
+    t.join()
+assert sorted(q.get() for _ in range(4)) == [0, 1, 4, 9]
+fired = []
+signal.signal(signal.SIGALRM, lambda *a: fired.append(1))
+signal.setitimer(signal.ITIMER_REAL, 0.01)
+time.sleep(0.05)
+assert fired and threading.current_thread() is threading.main_thread()
+sys.setrecursionlimit(10 ** 6)
+threading.stack_size(1 << 27)
+def depth(n):
+    return 0 if n == 0 else 1 + depth(n - 1)
+out = []
+t = threading.Thread(target=lambda: out.append(depth(100000)))
+t.start()
+t.join()
+a, b = map(int, input().split())
+print(a + b if out == [100000] else "broken")
+"""
+
+
+def test_threads_signals_and_deep_recursion_work(ev):
+  """Test processes are forked without CPython's after-fork hooks
+  (sandbox.fork_bare): threads, signal handlers and big thread stacks must
+  still behave as in a normal interpreter."""
+  res = ev.evaluate({"add": ADD}, [{"id": "add", "code": CONCURRENT}])[0]
+  assert res.verdict == "pass", res.detail
+
+
 def _worker_pids(evaluator):
   return [p.proc.pid for p in evaluator._procs]  # pylint: disable=protected-access
 

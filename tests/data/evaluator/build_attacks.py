@@ -196,6 +196,35 @@ attack("fresh", """
             pass
     print("stale" if stale else "fresh")
     """, LIMITS, "pass", "no module, environment or file state carries from one test to the next")
+problem("trace", [("encode\n", "fresh\n"), ("decode\n", "fresh\n")] * 2)
+TRACE = """
+    import os, tempfile, time
+    SECRET = 7
+    root = os.stat(".")
+    if input().strip() == "encode":  # Leave traces that outlive no file.
+        time.sleep(0.02)  # A later clock tick than the work dir's creation.
+        for i in range(SECRET):
+            try:
+                %s
+            except OSError:
+                pass
+        print("fresh")
+    else:  # A fresh work dir: the next inode follows the root's, never read.
+        fd = os.open("probe", os.O_CREAT | os.O_WRONLY, 0o600)
+        ino = os.fstat(fd).st_ino
+        os.close(fd)
+        leaked = (SECRET <= ino - root.st_ino - 1 <= SECRET + 2
+                  or root.st_atime_ns > root.st_ctime_ns)
+        print("leaked" if leaked else "fresh")
+    """
+for how, step in (
+    ("unnamed inodes (O_TMPFILE)", "os.close(os.open('.', os.O_TMPFILE | os.O_RDWR, 0o600))"),
+    ("files made and removed at once",
+     "os.close(os.open('f', os.O_CREAT | os.O_WRONLY)); os.unlink('f')"),
+    ("a temporary file", "tempfile.TemporaryFile().close()"),
+    ("reading the directory (atime)", "os.listdir('.')")):
+  attack("trace", TRACE % step, LIMITS, "pass",
+         f"a test leaves no trace in the work dir for the next: {how}")
 problem("markers", [("MARK-A-91c2\n", "clean\n"), ("MARK-B-4d7e\n", "clean\n"),
                     ("MARK-C-e05f\n", "clean\n")])
 attack("markers", """
