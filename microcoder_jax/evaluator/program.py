@@ -14,10 +14,12 @@ pipe it drains, so stderr is truncated, never fatal) and the stdout memfd.
 The test process holds no judge descriptor: its only files are its input,
 stdout, stderr and (functional problems) a result memfd.
 
-A test process enters private mount and IPC namespaces, mounts a fresh
-size-limited tmpfs on /tmp (its only writable place), sets its limits, drops
-to the unprivileged uid, applies Landlock and seccomp, signals "started" on a
-one-shot pipe, and only then runs the program with fresh globals. Whatever
+Before each test the supervisor provides an empty size-limited tmpfs on
+/tmp/w (the only writable place: new, or the last one if provably untouched,
+see `_fresh_workspace`). A test process moves its descriptors into place,
+sets its CPU and memory limits, drops to the unprivileged uid, applies
+Landlock and the program's seccomp filter, signals "started" on a one-shot
+pipe, and only then runs the program with fresh globals. Whatever
 happens after "started" is the program's doing; a failure before it is the
 judge's. Nothing here ever sees an expected output.
 """
@@ -35,6 +37,7 @@ import time
 import traceback
 
 import sandbox  # pylint: disable=g-bad-import-order
+import syscall_filter  # pylint: disable=g-bad-import-order
 
 EXIT_MEMORY = 101  # the program raised MemoryError (its own report: a failure either way)
 SET_TAG = "\u0000set"
@@ -384,7 +387,7 @@ def _enter_sandbox(job, caps) -> None:
     os.close(_GO_FD + 1)
   sandbox.set_limit(resource.RLIMIT_AS, job["as_bytes"])
   if caps["seccomp"]:
-    sandbox.apply_program_seccomp()
+    syscall_filter.apply_program()
 
 
 def _read_all_bytes(fd: int) -> bytes:

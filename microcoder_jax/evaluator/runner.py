@@ -10,8 +10,8 @@ code and test inputs. Process tree (where the kernel allows namespaces):
     supervisor  one per program: init of a fresh PID namespace with its own
                 /proc; compiles the program, forks a process per test and
                 reports what it observed (program.py)
-      test      one per test: fresh tmpfs and IPC namespace, limits, uid
-                drop, Landlock, seccomp; runs the program once
+      test      one per test: an empty tmpfs (new, or provably untouched),
+                limits, uid drop, Landlock, seccomp; runs the program once
 
 The worker hands the supervisor one test input at a time, relays each
 report to the orchestrator with the program's stdout (read from the memfd
@@ -24,6 +24,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import program  # pylint: disable=g-import-not-at-top
 import sandbox  # pylint: disable=g-import-not-at-top
+import syscall_filter  # pylint: disable=g-import-not-at-top
 import wire  # pylint: disable=g-import-not-at-top
 del sys.path[0]
 
@@ -335,9 +336,9 @@ def setup_worker(disable=()) -> dict:
       sandbox.set_no_new_privs(),
       sandbox.apply_landlock(abi, caps["read_paths"], ["/dev/null"]))):
     caps["landlock"] = abi
-  if sandbox.seccomp_supported() and "seccomp" not in disable and _probe(
-      lambda: (sandbox.set_no_new_privs(), sandbox.apply_base_seccomp(),
-               sandbox.apply_program_seccomp())):
+  if syscall_filter.supported() and "seccomp" not in disable and _probe(
+      lambda: (sandbox.set_no_new_privs(), syscall_filter.apply_base(),
+               syscall_filter.apply_program())):
     caps["seccomp"] = True
   return caps
 
@@ -356,7 +357,7 @@ def main() -> None:
     program.prepare_shared(caps)
   if caps["seccomp"]:
     sandbox.set_no_new_privs()
-    sandbox.apply_base_seccomp()
+    syscall_filter.apply_base()
   gc.freeze()  # Forked children never rescan the preloaded heap.
   worker.serve()
 
