@@ -218,15 +218,18 @@ def _fresh_workspace(job, caps) -> None:
     os.chmod(workdir, 0o700, follow_symlinks=False)
     if os.listdir(workdir):
       sandbox.clear_tree(workdir)
-  elif "watch" in _SHARED and caps["seccomp"] and not sandbox.changed(_SHARED["watch"]):
+  elif "watch" in _SHARED and not sandbox.changed(_SHARED["watch"]):
     return  # SysV IPC and message queues are refused too.
   else:
-    if "watch" in _SHARED:
-      os.close(_SHARED.pop("watch"))
+    if "mounted" in _SHARED:
+      if "watch" in _SHARED:
+        os.close(_SHARED.pop("watch"))
       sandbox.umount(WORK)
     sandbox.mount_work_tmpfs(WORK, job["disk_bytes"],
                              os.getuid() if caps["uid"] is None else caps["uid"])
-    _SHARED["watch"] = sandbox.watch_changes(WORK)
+    _SHARED["mounted"] = True
+    if caps["seccomp"]:  # Without it O_TMPFILE is open: never keep a tmpfs.
+      _SHARED["watch"] = sandbox.watch_changes(WORK)
   if caps["ipcns"]:
     sandbox.unshare(sandbox.CLONE_NEWIPC)
 
@@ -274,8 +277,8 @@ def _watch(pid: int, tl: float, err_r: int, go_r: int) -> dict:
   clock, start = _cpu_clock(pid), time.monotonic()
   soft_wall, hard_wall = 2 * tl + 1.0, 10 * tl + 5.0
   window = None  # (wall, cpu) at the start of the current starvation check
-  tail, started, killed = b"", False, None
-  watch = [pidfd, err_r, go_r]
+  tail, killed = b"", None
+  watch = [pidfd, err_r]
   os.set_blocking(err_r, False)
   while True:
     wall = time.monotonic() - start
@@ -301,9 +304,6 @@ def _watch(pid: int, tl: float, err_r: int, go_r: int) -> dict:
         pass
     timeout = 0.25 if killed else max(0.005, min(tl - cpu, soft_wall - wall, 0.5))
     ready = select.select(watch, [], [], timeout)[0]
-    if go_r in ready:
-      started = started or bool(os.read(go_r, 1))
-      watch.remove(go_r)
     if err_r in ready:
       try:
         chunk = os.read(err_r, 1 << 16)
@@ -317,8 +317,11 @@ def _watch(pid: int, tl: float, err_r: int, go_r: int) -> dict:
       break
   os.close(pidfd)
   _, status, ru = os.wait4(pid, 0)
-  if go_r in watch:
-    started = started or bool(os.read(go_r, 1))
+  os.set_blocking(go_r, False)  # Its byte waits in the pipe; else EOF.
+  try:
+    started = bool(os.read(go_r, 1))
+  except BlockingIOError:
+    started = False
   if err_r in watch:
     try:
       while chunk := os.read(err_r, 1 << 16):
