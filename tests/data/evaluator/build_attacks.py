@@ -12,11 +12,11 @@ tests/evaluator/test_evaluator_attacks.py, never real system files. Fields:
 that many sequential attempts) and `code_parts` ([[text, times], ...] for
 programs too large to store).
 """
-import json
 import os
 import textwrap
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+from build_corpus import _write  # run as a script from this folder
+
 CANARY_DIR = "/tmp/mcj-canary-7c41"
 ABSTRACT = "mcj-canary-7c41"
 PROBLEMS, SAMPLES = [], []
@@ -431,12 +431,6 @@ attack("add", None, THINK, "pass", "prompt opened <think>; the answer after </th
        prompt_opens_think=True)
 attack("add", None, THINK, "wrong_answer", "only the code after the last </think> counts",
        completion=DRAFT + "\n</think>\n```python\nprint(0)\n```", prompt_opens_think=True)
-
-
-def _write(name, rows):
-  with open(os.path.join(HERE, name), "w", encoding="utf-8") as f:
-    for r in rows:
-      f.write(json.dumps(r) + "\n")
 
 
 if __name__ == "__main__":
