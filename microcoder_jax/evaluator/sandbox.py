@@ -149,6 +149,16 @@ def _mkdirs(path: str) -> None:
   os.makedirs(path, mode=0o755, exist_ok=True)
 
 
+def _staging_dir(paths) -> str:
+  """A host directory to build the new root on: one no bound path lies in."""
+  for cand in ("/tmp", "/mnt", "/media", "/srv", "/var/tmp", "/opt", "/run", "/boot"):
+    if (os.path.isdir(cand) and not os.path.islink(cand)
+        and not any(p == cand or p.startswith(cand + os.sep) for p in paths)):
+      return cand
+  raise OSError("no directory to build the minimal root on: every candidate "
+                "holds a path the sandbox must bind")
+
+
 def build_minimal_root(binds, hidden, devices) -> None:
   """Replaces this process's (new, private) mount tree by a minimal root.
 
@@ -162,7 +172,9 @@ def build_minimal_root(binds, hidden, devices) -> None:
   mount(None, "/", None, MS_REC | MS_PRIVATE)
   host = os.open("/", os.O_PATH | os.O_DIRECTORY)
   src = lambda p: f"/proc/self/fd/{host}{p}"
-  new = "/tmp"  # Covered in this mount namespace only.
+  # Covered in this mount namespace only; never above a path to bind (a
+  # virtual environment in /tmp would be hidden by the new root's tmpfs).
+  new = _staging_dir(set(binds) | set(hidden) | set(devices))
   mount("mcj-root", new, "tmpfs", MS_NOSUID | MS_NODEV, "size=4m,mode=0755")
   for path in sorted(set(binds) | set(hidden) | set(devices), key=len):
     target = new + path

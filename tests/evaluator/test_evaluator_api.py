@@ -191,3 +191,29 @@ def test_workers_keep_inputs_of_recent_problems():
       samples.append({"id": "p3", "code": f"print(int(input()))\n# {rnd}"})
       res = e.evaluate(probs, samples)
       assert [r.verdict for r in res] == ["pass"] * len(order) + ["wrong_answer"]
+
+
+_VENV_PROBE = """
+from microcoder_jax.evaluator import Evaluator, parse_problem
+p = parse_problem({"id": "a", "question": "q",
+                   "tests": [{"input": "3\\n", "output": "3\\n", "testtype": "stdin"}]})
+with Evaluator(workers=1) as ev:
+  r = ev.evaluate({"a": p}, [{"id": "a", "code": "print(input())"}])[0]
+print(r.verdict, r.isolation)
+"""
+
+
+def test_full_sandbox_from_a_virtual_environment_under_tmp(tmp_path):
+  """A venv whose lib directory lies below /tmp: the minimal root must not be
+  staged on /tmp, or the venv's paths are hidden and mntns is lost."""
+  venv = tmp_path / "venv"
+  assert str(venv).startswith("/tmp/"), venv
+  subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip",
+                  str(venv)], check=True)
+  root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+  out = subprocess.run([str(venv / "bin" / "python"), "-c", _VENV_PROBE], env=env,
+                       capture_output=True, text=True, timeout=120)
+  assert out.returncode == 0, out.stderr[-2000:]
+  verdict, isolation = out.stdout.split()
+  assert verdict == "pass" and isolation.startswith("mntns,"), out.stdout
