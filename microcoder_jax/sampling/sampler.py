@@ -11,7 +11,7 @@ top-p and the RNG are traced: changing them never recompiles. Top-k is static
 (it fixes a `lax.top_k` shape).
 
 The loop stops when every row has emitted a stop id, or after
-`max_new_tokens`. A row's response includes its stop token; tokens after it
+`max_new_tokens`; its carry is a `DecodeState`. A row's response includes its stop token; tokens after it
 are `pad_id` with log-prob 0. `truncated` marks rows that never stopped: the
 paper's |o| = L_max, judged by stop reason rather than by the last token.
 
@@ -27,7 +27,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import math
-from typing import Sequence
+from typing import Any, Sequence
 
 import flax.struct
 import jax
@@ -66,6 +66,39 @@ class Rollout:
 
   def to_numpy(self) -> "Rollout":
     return jax.tree.map(np.asarray, self)
+
+
+@flax.struct.dataclass
+class DecodeState:
+  """The `lax.while_loop` carry of the decode loop (N rows, T = max_new_tokens).
+
+  Decode step `step` feeds `last_N` to the model, samples response position
+  `step` and writes it into the buffers; the prefill fills position 0, so the
+  loop starts at step 1. Every field is traced; shapes never change between
+  iterations.
+
+  Attributes:
+    step: int32 scalar, the response position the next iteration samples.
+    last_N: int32, each row's most recent token (the next step's input):
+      its stop token at the step it stops, `pad_id` after that.
+    done_N: bool, True once a row has emitted a stop id.
+    lengths_N: int32, response length |o_i| with the stop token included;
+      `max_new_tokens` until the row stops.
+    tokens_NxT: int32 response buffer, `pad_id` at positions not (yet) sampled
+      and after the stop token.
+    logprobs_NxT: float32 log π^T of each sampled token, 0 past the end.
+    temperatures_NxT: float32 T that sampled each token, 0 past the end.
+    cache: the `models.KVCache`, holding the prompt and every fed token.
+  """
+
+  step: jax.Array
+  last_N: jax.Array
+  done_N: jax.Array
+  lengths_N: jax.Array
+  tokens_NxT: jax.Array
+  logprobs_NxT: jax.Array
+  temperatures_NxT: jax.Array
+  cache: Any
 
 
 def bucket_length(n: int, buckets: Sequence[int] = DEFAULT_BUCKETS) -> int:
@@ -171,38 +204,41 @@ class Sampler:
                             return_hidden=True)
       tok, lp = strategies.select(jax.random.fold_in(rng, 0),
                                   model.logits(hidden[:, -1]), temps(0), top_p, top_k)
-    tokens = jnp.full((n, max_new_tokens), self.pad_id, jnp.int32).at[:, 0].set(tok)
-    logps = jnp.zeros((n, max_new_tokens), jnp.float32).at[:, 0].set(lp)
-    temps_NxT = jnp.zeros((n, max_new_tokens), jnp.float32).at[:, 0].set(temps(0))
-    done = jnp.isin(tok, stop)
-    lengths = jnp.where(done, 1, max_new_tokens).astype(jnp.int32)
+    tokens_NxT = jnp.full((n, max_new_tokens), self.pad_id, jnp.int32).at[:, 0].set(tok)
+    logprobs_NxT = jnp.zeros((n, max_new_tokens), jnp.float32).at[:, 0].set(lp)
+    temperatures_NxT = jnp.zeros((n, max_new_tokens), jnp.float32).at[:, 0].set(temps(0))
+    done_N = jnp.isin(tok, stop)
+    lengths_N = jnp.where(done_N, 1, max_new_tokens).astype(jnp.int32)
 
-    def cond(carry):
-      i, _, done, *_ = carry
-      return (i < max_new_tokens) & ~jnp.all(done)
+    def cond(s: DecodeState):
+      return (s.step < max_new_tokens) & ~jnp.all(s.done_N)
 
-    def body(carry):
-      i, last, done, lengths, tokens, logps, temps_NxT, cache = carry
-      logits, cache = model(last[:, None], cache=cache)
+    def body(s: DecodeState) -> DecodeState:
+      i, done = s.step, s.done_N
+      logits, cache = model(s.last_N[:, None], cache=s.cache)
       t_N = temps(i)
       tok, lp = strategies.select(jax.random.fold_in(rng, i), logits[:, 0], t_N,
                                   top_p, top_k)
       tok = jnp.where(done, self.pad_id, tok)
       lp = jnp.where(done, 0.0, lp)
-      tokens = tokens.at[:, i].set(tok)
-      logps = logps.at[:, i].set(lp)
-      temps_NxT = temps_NxT.at[:, i].set(jnp.where(done, 0.0, t_N))
+      tokens_NxT = s.tokens_NxT.at[:, i].set(tok)
+      logprobs_NxT = s.logprobs_NxT.at[:, i].set(lp)
+      temperatures_NxT = s.temperatures_NxT.at[:, i].set(jnp.where(done, 0.0, t_N))
       stopped = ~done & jnp.isin(tok, stop)
-      lengths = jnp.where(stopped, i + 1, lengths)
-      return i + 1, tok, done | stopped, lengths, tokens, logps, temps_NxT, cache
+      lengths_N = jnp.where(stopped, i + 1, s.lengths_N)
+      return DecodeState(step=i + 1, last_N=tok, done_N=done | stopped,
+                         lengths_N=lengths_N, tokens_NxT=tokens_NxT, logprobs_NxT=logprobs_NxT,
+                         temperatures_NxT=temperatures_NxT, cache=cache)
 
     with jax.named_scope("decode"):
-      carry = (jnp.asarray(1, jnp.int32), tok, done, lengths, tokens, logps,
-               temps_NxT, cache)
-      _, _, done, lengths, tokens, logps, temps_NxT, _ = jax.lax.while_loop(
-          cond, body, carry)
-    return Rollout(tokens_NxT=tokens, lengths_N=lengths, logprobs_NxT=logps,
-                   truncated_N=~done, temperatures_NxT=temps_NxT,
+      state = DecodeState(step=jnp.asarray(1, jnp.int32), last_N=tok, done_N=done_N,
+                          lengths_N=lengths_N, tokens_NxT=tokens_NxT,
+                          logprobs_NxT=logprobs_NxT, temperatures_NxT=temperatures_NxT,
+                          cache=cache)
+      state = jax.lax.while_loop(cond, body, state)
+    return Rollout(tokens_NxT=state.tokens_NxT, lengths_N=state.lengths_N,
+                   logprobs_NxT=state.logprobs_NxT, truncated_N=~state.done_N,
+                   temperatures_NxT=state.temperatures_NxT,
                    prompt_ids_NxP=ids_NxP, prompt_mask_NxP=mask_NxP)
 
 

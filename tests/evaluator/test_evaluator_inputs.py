@@ -18,13 +18,14 @@ GOOD = {"id": "add", "question": "", "tests": [
 ADD = "a, b = map(int, input().split())\nprint(a + b)"
 
 
-def _cli(tmp_path, problems: bytes, samples: bytes, *extra, out=None):
+def _cli(tmp_path, problems: bytes, samples: bytes, *extra, out=None,
+         module="microcoder_jax.evaluate", python_flags=()):
   p, s = tmp_path / "p.jsonl", tmp_path / "s.jsonl"
   p.write_bytes(problems)
   s.write_bytes(samples)
   out = out or str(tmp_path / "r.jsonl")
   proc = subprocess.run(
-      [sys.executable, "-m", "microcoder_jax.evaluate", "--problems", str(p),
+      [sys.executable, *python_flags, "-m", module, "--problems", str(p),
        "--samples", str(s), "--out", out, "--timeout", "1", "--workers", "1", *extra],
       cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
   rows = [json.loads(l) for l in open(out)] if os.path.exists(out) else None
@@ -80,6 +81,21 @@ def test_cli_skips_bad_rows_and_judges_the_rest(tmp_path):
     assert where in proc.stderr, where
   assert [(r["id"], r["sample"], r["verdict"]) for r in rows] == [
       ("add", 0, "pass"), ("add", 1, "wrong_answer")]
+
+
+def test_evaluator_package_runs_the_same_cli_without_jax(tmp_path):
+  """`python -m microcoder_jax.evaluator` judges like `microcoder_jax.evaluate`
+  and imports no jax (`-X importtime` lists every module imported)."""
+  samples = _lines({"id": "add", "code": ADD}, {"id": "add", "code": "print(4)"})
+  proc, rows = _cli(tmp_path, _lines(GOOD), samples, module="microcoder_jax.evaluator",
+                    python_flags=("-X", "importtime"))
+  assert proc.returncode == 0, proc.stderr
+  assert [(r["id"], r["sample"], r["verdict"]) for r in rows] == [
+      ("add", 0, "pass"), ("add", 1, "wrong_answer")]
+  imported = {line.rsplit("|", 1)[1].strip() for line in proc.stderr.splitlines()
+              if line.startswith("import time:") and "|" in line}
+  assert "microcoder_jax.evaluate" in imported
+  assert not {m for m in imported if m.split(".")[0] in ("jax", "jaxlib", "flax")}
 
 
 @pytest.mark.parametrize("flags,message", [
