@@ -22,11 +22,11 @@ import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VARIANTS = {  # name -> configs/demo.py arguments
-    "microcoder_grpo": "preset=microcoder_grpo",
-    "grpo": "preset=grpo",
-    "dapo": "preset=dapo",
-    "rho=0": "preset=microcoder_grpo,rho=0.0",
-    "rho=1": "preset=microcoder_grpo,rho=1.0",
+    "microcoder_grpo": "objective=microcoder_grpo",
+    "grpo": "objective=grpo",
+    "dapo": "objective=dapo",
+    "rho=0": "objective=microcoder_grpo,rho=0.0",
+    "rho=1": "objective=microcoder_grpo,rho=1.0",
 }
 
 

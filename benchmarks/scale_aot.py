@@ -6,8 +6,8 @@
 
 Compiles (never runs) the programs the trainer runs, at the paper's shapes,
 for 8 or 32 fake CPU devices, with the trainer's own jit boundaries and
-shardings: the update (`rl.step.jit_update_step`), the old-policy/reference
-log-prob recompute (`rl.step.jit_recompute`) and the sampler
+shardings: the update (`update.jit_update_step`), the old-policy/reference
+log-prob recompute (`update.jit_recompute`) and the sampler
 (`sampling.Sampler`). Parameters are float32 (the trainer's master copy),
 compute bfloat16. One table row per program: per-device argument / temporary /
 output / total GiB from XLA's `memory_analysis()` (total = arguments +

@@ -6,9 +6,10 @@
 # **Target runtime: Colab's default CPU runtime.** Everything here is small.
 #
 # `microcoder_jax.rl` is pure functions over arrays: no model, trainer or config
-# object in any signature. This notebook feeds it the hidden states of a tiny
-# **PyTorch** language model, computes the MicroCoder-GRPO loss in JAX
-# (`group_advantages`, `repeat_tail`, `conditional_truncation_mask`,
+# object in any signature; the objective's symbols (ε, ε_high, β, ρ, m, ...) come
+# from an `rl.Objective` (`rl.get_objective`). This notebook feeds it the hidden
+# states of a tiny **PyTorch** language model, computes the MicroCoder-GRPO loss
+# in JAX (`group_advantages`, `repeat_tail`, `conditional_truncation_mask`,
 # `token_logprobs`, `policy_loss`) and hands the gradient back to PyTorch for
 # the optimizer step. The API reference is `docs/losses.md`. `your-org` in the
 # links stands for the GitHub organisation that hosts microcoder_jax.
@@ -82,14 +83,14 @@ import jax
 import jax.numpy as jnp
 from microcoder_jax import rl
 
-cfg = rl.get_preset("microcoder_grpo")
-RHO = 0.5  # the preset's ρ is cfg.ctm_rho = 0.1; 0.5 so that this small batch shows a masked row
+objective = rl.get_objective("microcoder_grpo")
+RHO = 0.5  # the objective's ρ is objective.rho = 0.1; 0.5 so that this small batch shows a masked row
 rewards_N = jnp.array([1, 0, 0, 1, 0, 0, 0, 1], jnp.float32)
 non_incorrect_N = (rewards_N > 0) | jnp.array([0, 1, 0, 0, 1, 0, 0, 0], bool)
-adv_N = rl.group_advantages(rewards_N, G, method=cfg.adv_estimator)
+adv_N = rl.group_advantages(rewards_N, G, method=objective.adv_estimator)
 repeating_N = rl.repeat_tail(jnp.asarray(responses.numpy()), jnp.asarray(lengths), window=4)
 ctm_N = rl.conditional_truncation_mask(
-    jax.random.key(0), lengths_N=jnp.asarray(lengths), max_length=T,
+    jax.random.key(0), lengths_N=jnp.asarray(lengths), max_response_length=T,
     non_incorrect_N=non_incorrect_N, repeating_N=repeating_N, rho=RHO,
     truncated_N=jnp.asarray(truncated))
 adv_N = jnp.where(ctm_N, 0.0, adv_N)
@@ -116,7 +117,7 @@ mask_NxT = jnp.arange(T)[None] < jnp.asarray(lengths)[:, None]
 def loss_fn(hidden_NxTxD):
   logp_NxT = rl.token_logprobs(hidden_NxTxD, unembed_DxV, targets_NxT,
                                temperature=jnp.full((N,), TEMPERATURE), chunk_size=32)
-  return rl.policy_loss(logp_NxT, old_logp_NxT, adv_N, mask_NxT, **cfg.loss_kwargs())
+  return rl.policy_loss(logp_NxT, old_logp_NxT, adv_N, mask_NxT, **objective.loss_kwargs())
 
 
 logp_NxT = rl.token_logprobs(hidden_NxTxD, unembed_DxV, targets_NxT,

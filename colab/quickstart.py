@@ -48,7 +48,7 @@ print("microcoder_jax checkout:", ROOT)
 # %% [markdown]
 # The trainer is a command-line program (`python -m microcoder_jax.train`), so the
 # next cell runs it as one and streams its output. CI runs this notebook with
-# `MICROCODER_NOTEBOOK_CI=1`, which trains for one step instead of twenty.
+# `MICROCODER_NOTEBOOK_CI=1`, which trains for one step instead of forty.
 
 # %%
 # @title Train: `configs/demo.py`
@@ -72,8 +72,8 @@ def stream(cmd):
 
 stream([sys.executable, "-m", "microcoder_jax.train",
         f"--config={ROOT}/configs/demo.py:steps={STEPS}", f"--workdir={WORKDIR}",
-        *(["--config.eval.max_problems=4", "--config.rollout.train_batch_size=4",
-           "--config.rollout.group_size=4", "--config.ppo_mini_batch_size=2"]
+        *(["--config.eval.max_problems=4", "--config.rollout.num_groups=4",
+           "--config.rl.group_size=4", "--config.ppo_mini_batch_size=2"]
           if CI else [])])
 
 # %% [markdown]

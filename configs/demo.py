@@ -10,7 +10,7 @@ samples, T = 0.6) is measured every 10 steps and rises from about 52% to about
   python -m microcoder_jax.train --config=configs/demo.py --workdir=runs/demo
 Shorter, other objectives or a random init:
   python -m microcoder_jax.train --config=configs/demo.py:steps=2 --workdir=/tmp/demo
-  python -m microcoder_jax.train --config=configs/demo.py:preset=dapo --workdir=/tmp/dapo
+  python -m microcoder_jax.train --config=configs/demo.py:objective=dapo --workdir=/tmp/dapo
   python -m microcoder_jax.train --config=configs/demo.py:init_from= --workdir=/tmp/rand
 """
 
@@ -21,9 +21,9 @@ from microcoder_jax.data.datasets import BUNDLED_DIR
 
 
 def get_config(arg=None):
-  a = config_lib.parse_arg(arg, steps=40, preset="microcoder_grpo", rho=-1.0, seed=0,
+  a = config_lib.parse_arg(arg, steps=40, objective="microcoder_grpo", rho=None, seed=0,
                            init_from=os.path.join(BUNDLED_DIR, "tiny_policy"))
-  c = config_lib.base_config(a.preset, "runlocal")
+  c = config_lib.base_config(a.objective, "runlocal")
   c.seed = a.seed
   c.data.shuffle_seed = a.seed
   c.total_steps = a.steps
@@ -32,15 +32,15 @@ def get_config(arg=None):
   # no concern at this depth). Paper-scale configs scan with full remat.
   c.model.update(init_from=a.init_from, tokenizer="" if a.init_from else "bundled",
                  dtype="float32", param_dtype="float32", remat="none", scan_layers=False)
-  c.rollout.update(train_batch_size=8, group_size=8, max_response_length="64",
-                   temperature="1.0", chunks=2, max_gen_batches=3)
+  c.rl.update(group_size=8, max_response_length="64", temperature="1.0", max_gen_batches=3,
+              repeat_window=16)  # m, scaled to L_max = 64
+  if a.rho is not None:
+    c.rl.rho = a.rho
+  c.rollout.update(num_groups=8, chunks=2)
   c.ppo_mini_batch_size, c.micro_batch_size, c.logprob_chunk = 4, 32, 512
   c.optim.update(lr=1e-4, warmup_steps=0)
-  c.rl.ctm.repeat_window = 16  # m, scaled to L_max = 64
   # Short responses: 4-gram diversity starts near 0.28 here, not near 0.65.
   c.diversity.alert_floor = 0.1
-  if a.rho >= 0:
-    c.rl.ctm.update(rho=a.rho, enabled=True)
   c.eval.update(every=10, k=4, temperature=0.6, top_p=0.95, max_response_length="64",
                 max_problems=0)
   c.checkpoint.every = 20

@@ -6,7 +6,7 @@
 
 `--model` is a Hugging Face repo id, a local HF directory, or a training
 workdir (its latest orbax checkpoint, or `--step N`). Writes `samples.jsonl`
-and `results.jsonl` (formats of problem_format.md) to `--out-dir`.
+and `results.jsonl` (formats in docs/formats.md) to `--out-dir`.
 """
 
 from __future__ import annotations
@@ -17,37 +17,28 @@ import os
 import time
 
 import jax
-import ml_collections
 from flax import nnx
 
-from microcoder_jax import checkpoint, evals, sharding
+from microcoder_jax import checkpoint, heldout, sharding
 from microcoder_jax.data import datasets, prompts, tiny_tokenizer
 from microcoder_jax.evaluator import Evaluator
 from microcoder_jax.models import ModelConfig, from_pretrained, init_model
-from microcoder_jax.rl import step as step_lib
 from microcoder_jax.sampling import Sampler
 
 
 def load_policy(path: str, *, dtype: str | None, mesh, step: int | None = None):
-  """(model, tokenizer) from a HF id/dir or a training workdir."""
+  """(model, tokenizer) from a HF id/dir or a training workdir (its policy
+  parameters alone; no optimizer is built)."""
   if os.path.isdir(os.path.join(path, "checkpoints")):
-    with open(os.path.join(path, "config.json")) as f:
-      c = ml_collections.ConfigDict(json.load(f))
     with open(os.path.join(path, "model_config.json")) as f:
       cfg = ModelConfig.from_hf(json.load(f))
     if dtype:
       cfg = cfg.replace(dtype=dtype)
-    model = init_model(cfg, seed=0, mesh=mesh)
-    graphdef, params = nnx.split(model)
-    opt = step_lib.make_optimizer(c.optim.lr, warmup_steps=c.optim.warmup_steps,
-                                  weight_decay=c.optim.weight_decay,
-                                  grad_clip=c.optim.grad_clip)
-    abstract = step_lib.TrainState(params, jax.jit(opt.init)(params),
-                                   jax.numpy.zeros((), jax.numpy.int32))
-    ckpt = checkpoint.Checkpointer(os.path.join(path, "checkpoints"), every=0)
-    state, _ = ckpt.restore(abstract, step)
+    graphdef, params = nnx.split(init_model(cfg, seed=0, mesh=mesh))
+    ckpt = checkpoint.Checkpointer(os.path.join(path, "checkpoints"), read_only=True)
+    params = ckpt.restore_params(params, step)
     ckpt.close()
-    model = nnx.merge(graphdef, state.params)
+    model = nnx.merge(graphdef, params)
     tok_dir = os.path.join(path, "tokenizer")
   else:
     model = from_pretrained(path, dtype=dtype, mesh=mesh)
@@ -80,7 +71,7 @@ def main():
 
   mesh = sharding.make_mesh({"fsdp": -1})
   model, tokenizer = load_policy(args.model, dtype=args.dtype, mesh=mesh, step=args.step)
-  problems = datasets.load_problems(args.problems)
+  problems = datasets.load_dataset(args.problems)
   if args.max_problems:
     problems = problems[:args.max_problems]
   ids = [prompts.encode_prompt(tokenizer, p) for p in problems]
@@ -89,7 +80,7 @@ def main():
   t0 = time.perf_counter()
   with Evaluator(workers=args.workers or None, timeout_s=args.timeout) as evaluator, \
       sharding.use_mesh(mesh):
-    metrics, table, samples, results = evals.run_eval(
+    metrics, table, samples, results = heldout.evaluate_policy(
         sampler, nnx.state(model), evaluator, tokenizer, problems, ids,
         k=args.samples_per_problem, max_new_tokens=args.max_new_tokens,
         temperature=args.temperature, top_p=args.top_p, rng=jax.random.key(args.seed),
@@ -106,7 +97,7 @@ def main():
                                    "tests_total", "seconds")}) + "\n")
   print(f"{len(problems)} problems x {args.samples_per_problem} samples in {seconds:.1f}s; "
         f"pass@1 (avg@{args.samples_per_problem}) by platform x difficulty, %:")
-  print(evals.format_table(table))
+  print(heldout.format_table(table))
   print(f"overall pass@1: {100 * metrics['heldout/pass@1']:.2f}%  "
         f"(samples and results in {args.out_dir}/)")
 

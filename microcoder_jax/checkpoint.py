@@ -1,4 +1,10 @@
-"""Orbax checkpoints: train state + JSON metadata (step, data position, T controller).
+"""Orbax checkpoints of a run: three items per RL step.
+
+  params     the policy parameters alone (restorable without building an
+             optimizer: evaluation, export, `benchmark`);
+  opt_state  the optimizer state and the count of optimizer updates;
+  run        JSON: `rl_step`, `optimizer_updates`, the data position, the
+             temperature controller, the PRNG key data and the format version.
 
 Resume precedence (see `train.py`): a checkpoint in `workdir` > `init_from`
 (HF repo id or directory) > random init. Orbax writes each step into a
@@ -14,40 +20,80 @@ from typing import Any
 import jax
 import orbax.checkpoint as ocp
 
+FORMAT = 2
+
+
+class CheckpointFormatError(ValueError):
+  """A checkpoint written by another version of the trainer."""
+
+
+def _abstract(tree):
+  return jax.tree.map(
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=getattr(x, "sharding", None)),
+      tree)
+
 
 class Checkpointer:
-  """Saves every `every` steps (and on demand), keeps the last `keep`."""
+  """Saves every `every` RL steps (and on demand), keeps the last `keep`."""
 
-  def __init__(self, directory: str, *, every: int, keep: int = 3,
-               async_save: bool = True):
+  def __init__(self, directory: str, *, every: int = 0, keep: int = 3,
+               async_save: bool = True, read_only: bool = False):
     self.directory = os.path.abspath(directory)
     self.every = every
     options = ocp.CheckpointManagerOptions(
-        max_to_keep=keep, create=True, enable_async_checkpointing=async_save)
+        max_to_keep=keep, create=not read_only, read_only=read_only,
+        enable_async_checkpointing=async_save)
     self._manager = ocp.CheckpointManager(self.directory, options=options)
 
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
 
-  def should_save(self, step: int) -> bool:
-    return self.every > 0 and step % self.every == 0
+  def should_save(self, rl_step: int) -> bool:
+    return self.every > 0 and rl_step % self.every == 0
 
-  def save(self, step: int, state: Any, meta: dict) -> None:
-    self._manager.save(step, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), force=True)
+  def save(self, rl_step: int, state, run: dict) -> None:
+    """`state` is an `update.TrainState`; `run` the JSON run state."""
+    run = {**run, "rl_step": int(rl_step), "format": FORMAT}
+    self._manager.save(rl_step, args=ocp.args.Composite(
+        params=ocp.args.StandardSave(state.params),
+        opt_state=ocp.args.StandardSave({"opt_state": state.opt_state,
+                                         "optimizer_updates": state.optimizer_updates}),
+        run=ocp.args.JsonSave(run)), force=True)
 
-  def restore(self, abstract_state: Any, step: int | None = None):
-    """(state, meta) at `step` (default latest), sharded like `abstract_state`."""
-    step = self.latest_step() if step is None else step
-    if step is None:
+  def _step(self, rl_step: int | None) -> int:
+    rl_step = self.latest_step() if rl_step is None else rl_step
+    if rl_step is None:
       raise FileNotFoundError(f"no checkpoint in {self.directory}")
-    target = jax.tree.map(
-        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype,
-                                       sharding=getattr(x, "sharding", None)),
-        abstract_state)
-    out = self._manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(target), meta=ocp.args.JsonRestore()))
-    return out.state, out.meta
+    items = os.listdir(os.path.join(self.directory, str(rl_step)))
+    if "params" not in items or "run" not in items:
+      raise CheckpointFormatError(
+          f"{self.directory}/{rl_step} holds {sorted(items)}, not the items "
+          "params/opt_state/run of this trainer's checkpoints")
+    return rl_step
+
+  def restore(self, abstract_state, rl_step: int | None = None):
+    """(state, run) at `rl_step` (default latest), laid out like `abstract_state`."""
+    rl_step = self._step(rl_step)
+    out = self._manager.restore(rl_step, args=ocp.args.Composite(
+        params=ocp.args.StandardRestore(_abstract(abstract_state.params)),
+        opt_state=ocp.args.StandardRestore(_abstract(
+            {"opt_state": abstract_state.opt_state,
+             "optimizer_updates": abstract_state.optimizer_updates})),
+        run=ocp.args.JsonRestore()))
+    state = abstract_state.replace(params=out.params, **out.opt_state)
+    return state, out.run
+
+  def restore_params(self, abstract_params, rl_step: int | None = None) -> Any:
+    """The policy parameters alone, laid out like `abstract_params`."""
+    rl_step = self._step(rl_step)
+    out = self._manager.restore(rl_step, args=ocp.args.Composite(
+        params=ocp.args.StandardRestore(_abstract(abstract_params))))
+    return out.params
+
+  def restore_run(self, rl_step: int | None = None) -> dict:
+    rl_step = self._step(rl_step)
+    return self._manager.restore(rl_step, args=ocp.args.Composite(
+        run=ocp.args.JsonRestore())).run
 
   def wait(self) -> None:
     self._manager.wait_until_finished()

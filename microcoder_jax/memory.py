@@ -32,7 +32,9 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 from microcoder_jax import sharding
 from microcoder_jax.models.config import ModelConfig
 from microcoder_jax.models.decoder import Decoder
-from microcoder_jax.rl import step as step_lib
+from microcoder_jax import update as update_lib
+from microcoder_jax.rl import get_objective
+from microcoder_jax.rl.batch import TrainBatch
 from microcoder_jax.sampling.sampler import Sampler
 
 GIB = 2**30
@@ -178,12 +180,12 @@ def _with_shardings(tree, shardings):
                       tree, shardings)
 
 
-def abstract_batch(mesh, rows: int, prompt: int, response: int) -> step_lib.TrainBatch:
+def abstract_batch(mesh, rows: int, prompt: int, response: int) -> TrainBatch:
   """A TrainBatch of ShapeDtypeStructs, rows sharded as the trainer shards them."""
-  sh = step_lib.batch_sharding(mesh, rows)
+  sh = update_lib.batch_sharding(mesh, rows)
   s = lambda shape, dtype: jax.ShapeDtypeStruct(shape, dtype, sharding=sh)
   n, t = rows, response
-  return step_lib.TrainBatch(
+  return TrainBatch(
       input_ids_NxL=s((n, prompt + t), jnp.int32),
       attention_mask_NxL=s((n, prompt + t), bool), targets_NxT=s((n, t), jnp.int32),
       loss_mask_NxT=s((n, t), jnp.float32), advantages_N=s((n,), jnp.float32),
@@ -195,13 +197,15 @@ def lower_update(cfg: ModelConfig, mesh, *, rows: int, micro_rows: int, prompt: 
                  response: int, logprob_chunk: int = 1024, lr: float = 1e-6):
   """The trainer's jitted `update_step` (AdamW), lowered for one mini-batch."""
   graphdef, params, param_sharding, _ = _abstract_params(cfg, mesh)
-  optimizer = step_lib.make_optimizer(lr)
-  state_sharding = step_lib.train_state_shardings(param_sharding, optimizer, params, mesh)
-  state = step_lib.TrainState(params, jax.eval_shape(optimizer.init, params),
-                              jax.ShapeDtypeStruct((), jnp.int32))
-  loss_cfg = step_lib.LossConfig(micro_batch_size=micro_rows, logprob_chunk=logprob_chunk)
-  fn = step_lib.jit_update_step(graphdef, optimizer, loss_cfg, mesh=mesh,
-                                state_sharding=state_sharding, rows=rows)
+  optimizer = update_lib.make_optimizer(lr)
+  state_sharding = update_lib.train_state_shardings(param_sharding, optimizer, params, mesh)
+  state = update_lib.TrainState(params, jax.eval_shape(optimizer.init, params),
+                                jax.ShapeDtypeStruct((), jnp.int32))
+  update_cfg = update_lib.UpdateConfig.from_objective(
+      get_objective("microcoder_grpo"), micro_batch_size=micro_rows,
+      logprob_chunk=logprob_chunk, compute_entropy=True)
+  fn = update_lib.jit_update_step(graphdef, optimizer, update_cfg, mesh=mesh,
+                                  state_sharding=state_sharding, rows=rows)
   with sharding.use_mesh(mesh):
     return fn.lower(_with_shardings(state, state_sharding),
                     abstract_batch(mesh, rows, prompt, response))
@@ -211,8 +215,8 @@ def lower_recompute(cfg: ModelConfig, mesh, *, rows: int, micro_rows: int, promp
                     response: int, logprob_chunk: int = 1024):
   """The trainer's jitted old-policy / reference log-prob recompute."""
   graphdef, _, param_sharding, abs_params = _abstract_params(cfg, mesh)
-  fn = step_lib.jit_recompute(graphdef, mesh=mesh, param_sharding=param_sharding,
-                              rows=rows, micro_batch_size=micro_rows, chunk=logprob_chunk)
+  fn = update_lib.jit_recompute(graphdef, mesh=mesh, param_sharding=param_sharding,
+                                rows=rows, micro_batch_size=micro_rows, chunk=logprob_chunk)
   with sharding.use_mesh(mesh):
     return fn.lower(abs_params, abstract_batch(mesh, rows, prompt, response))
 

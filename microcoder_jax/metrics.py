@@ -13,16 +13,25 @@ import jax
 
 
 class MetricWriter:
-  """Appends `{"step": s, ...}` lines to metrics.jsonl and TensorBoard scalars."""
+  """Appends `{"step": s, ...}` lines to metrics.jsonl and TensorBoard scalars.
 
-  def __init__(self, workdir: str, *, enabled: bool | None = None):
+  `resume_step`: the RL step a run resumes from. Rows after it (written by
+  the interrupted run after its last checkpoint) are dropped from
+  metrics.jsonl and purged from TensorBoard, so each step appears once.
+  """
+
+  def __init__(self, workdir: str, *, enabled: bool | None = None,
+               resume_step: int | None = None):
     self.enabled = jax.process_index() == 0 if enabled is None else enabled
     self.path = os.path.join(workdir, "metrics.jsonl")
     self._tb = None
     if self.enabled:
       os.makedirs(workdir, exist_ok=True)
+      if resume_step is not None:
+        truncate_metrics(self.path, resume_step)
       from tensorboardX import SummaryWriter  # pylint: disable=g-import-not-at-top
-      self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
+      purge = None if resume_step is None else resume_step + 1
+      self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"), purge_step=purge)
 
   def write(self, step: int, metrics: Mapping[str, float]) -> None:
     if not self.enabled:
@@ -43,6 +52,21 @@ class MetricWriter:
 def read_metrics(path: str) -> list[dict]:
   with open(path) as f:
     return [json.loads(line) for line in f if line.strip()]
+
+
+def truncate_metrics(path: str, last_step: int) -> None:
+  """Keeps the rows of `path` with step <= `last_step` (atomic rewrite)."""
+  if not os.path.exists(path):
+    return
+  with open(path) as f:
+    lines = [line for line in f if line.strip()]
+  kept = [line for line in lines if json.loads(line)["step"] <= last_step]
+  if len(kept) == len(lines):
+    return
+  tmp = path + ".tmp"
+  with open(tmp, "w") as f:
+    f.writelines(kept)
+  os.replace(tmp, path)
 
 
 class PhaseTimer:
@@ -82,7 +106,7 @@ def plot_run(rows: list[dict], out_png: str) -> str:
   panels = [("accuracy", [("heldout/pass@1", "held-out pass@1"),
                           ("reward/pass_rate", "train pass rate")]),
             ("response length", [("rollout/length_mean", "mean length")]),
-            ("diversity", [("rollout/diversity", "4-gram diversity")])]
+            ("diversity", [("rollout/diversity", "n-gram diversity")])]
   fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
   for ax, (title, series) in zip(axes, panels):
     for key, label in series:
@@ -106,9 +130,9 @@ def write_report(rows: list[dict], path: str, config, png: str | None = None) ->
   held = [r for r in rows if "heldout/pass@1" in r]
   lines = [f"# Run report: {config.rl.name}", "",
            f"- model: `{config.model.preset}` (init from `{config.model.init_from or 'random'}`)",
-           f"- steps: {len(train)}; prompts/step {config.rollout.train_batch_size} x G = "
-           f"{config.rollout.group_size}; L_max {config.rollout.max_response_length}; "
-           f"T {config.rollout.temperature}", ""]
+           f"- steps: {len(train)}; prompts/step {config.rollout.num_groups} x G = "
+           f"{config.rl.group_size}; L_max {config.rl.max_response_length}; "
+           f"T {config.rl.temperature}", ""]
   if held:
     lines += ["| step | held-out pass@1 |", "|---|---|"]
     lines += [f"| {r['step']} | {100 * r['heldout/pass@1']:.1f}% |" for r in held]
@@ -117,10 +141,11 @@ def write_report(rows: list[dict], path: str, config, png: str | None = None) ->
           "rollout/truncated_frac", "rollout/diversity", "ctm/masked_frac",
           "actor/entropy", "actor/clipfrac", "actor/grad_norm")
   if train:
-    lines += ["| metric | first step | last step |", "|---|---|---|"]
+    lines += ["| metric | first | last |", "|---|---|---|"]
     for k in keys:
-      if k in train[0]:
-        lines.append(f"| {k} | {train[0][k]:.4g} | {train[-1][k]:.4g} |")
+      have = [r[k] for r in train if k in r]
+      if have:
+        lines.append(f"| {k} | {have[0]:.4g} | {have[-1]:.4g} |")
     phases = sorted({k for r in train for k in r if k.startswith("time/")})
     lines += ["", "Seconds per step by phase (mean):", ""]
     lines += [f"- {k[5:-2]}: {sum(r.get(k, 0.0) for r in train) / len(train):.2f}"

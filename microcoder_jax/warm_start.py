@@ -33,7 +33,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from microcoder_jax import evals
+from microcoder_jax import heldout
 from microcoder_jax.data import datasets, prompts, tiny_tokenizer
 from microcoder_jax.evaluator import Evaluator
 from microcoder_jax.models import ModelConfig, init_model, save_pretrained
@@ -74,7 +74,7 @@ def sft_examples(tokenizer, split: str):
   end = tokenizer.convert_tokens_to_ids("<|im_end|>")
   subsets = [s for k in range(len(HABITS) + 1) for s in itertools.combinations(HABITS, k)]
   out = []
-  for p in datasets.load_problems(path):
+  for p in datasets.load_dataset(path):
     prompt = prompts.encode_prompt(tokenizer, p)
     variants = {}
     for habits in subsets:
@@ -147,15 +147,15 @@ def train(tokenizer, *, steps: int, batch: int, lr: float, seed: int, noise: flo
 
 def heldout_pass_rate(model, tokenizer, *, k=4, temperature=0.6, seed=0,
                       split="synthetic_heldout", max_new_tokens=64):
-  problems = datasets.load_problems(f"bundled:{split}")
+  problems = datasets.load_dataset(f"bundled:{split}")
   ids = [prompts.encode_prompt(tokenizer, p) for p in problems]
   sampler = Sampler(model, stop_ids=prompts.stop_token_ids(tokenizer),
                     pad_id=tokenizer.pad_token_id)
   with Evaluator(timeout_s=2.0, memory_mb=512) as ev:
-    metrics, table, _, _ = evals.run_eval(
+    metrics, table, _, _ = heldout.evaluate_policy(
         sampler, nnx.state(model), ev, tokenizer, problems, ids, k=k,
         max_new_tokens=max_new_tokens, temperature=temperature, top_p=0.95,
-        rng=jax.random.key(seed))
+        rng=jax.random.key(seed), batch_prompts=64)
   return metrics["heldout/pass@1"], table
 
 
@@ -178,7 +178,7 @@ def main():
   for split in ("synthetic_train", "synthetic_heldout"):
     rate, table = heldout_pass_rate(model, tokenizer, split=split)
     print(f"{split}: pass@1 (avg@4, T=0.6) = {100 * rate:.1f}%")
-    print(evals.format_table(table))
+    print(heldout.format_table(table))
 
 
 if __name__ == "__main__":

@@ -116,8 +116,8 @@ def test_dry_run_prints_exactly_what_a_real_run_executes(fake):
                          "--repo", "https://github.com/your-org/microcoder_jax.git",
                          "--ref", "v0.1", "--mount-bucket", "gs://my-bucket"]),
       ("run_tpu.sh", ["--name", "mc", "--zone", "us-west4-a", "--",
-                      "--config=configs/microcoder_grpo.py:model=qwen3_1p7b,max_len=4096",
-                      "--config.rollout.temperature=0.6,1.2@140", "--config.data.system_prompt=Be brief."]),
+                      "--config=configs/microcoder_grpo.py:model=qwen3_1p7b,max_response_length=4096",
+                      "--config.rl.temperature=0.6,1.2@140", "--config.data.system_prompt=Be brief."]),
       ("copy_checkpoints.sh", ["--name", "mc", "--zone", "us-west4-a", "--bucket",
                                "gs://my-bucket/mc/"]),
       ("delete_tpu.sh", ["--name", "mc", "--zone", "us-west4-a", "--project", "p1"]),
@@ -146,8 +146,8 @@ def test_dry_run_prints_exactly_what_a_real_run_executes(fake):
              if a.startswith("--command="))
   train = shlex.split(run[run.index("python -m"):run.index(" )")])
   assert train == ["python", "-m", "microcoder_jax.train",
-                   "--config=configs/microcoder_grpo.py:model=qwen3_1p7b,max_len=4096",
-                   "--config.rollout.temperature=0.6,1.2@140",
+                   "--config=configs/microcoder_grpo.py:model=qwen3_1p7b,max_response_length=4096",
+                   "--config.rl.temperature=0.6,1.2@140",
                    "--config.data.system_prompt=Be brief.", "--workdir=runs/mc",
                    "--config.multihost=True"]
   copy = fake.run(cases[2][0], "--dry-run", *cases[2][1]).stdout

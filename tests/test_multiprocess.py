@@ -3,10 +3,11 @@
 The closest this machine gets to a TPU pod: `jax.distributed` on a localhost
 coordinator, gloo CPU collectives, one global ("fsdp", "tensor") = (4, 2) mesh
 over 8 devices. Each run goes through the trainer's own pieces: the sharded
-sampler, `rollout.generate_and_judge` (each process judges only its own rows
-with the real Evaluator; verdicts are exchanged), `score`, `assemble`,
-`to_device`, the old-log-prob recompute, the jitted `update_step`, and then the
-held-out evaluation `evals.run_eval` with the updated parameters.
+sampler, `rollout.sample_and_judge` (each process judges only its own rows
+with the real Evaluator; verdicts are exchanged), `rollout.train_batch`
+(`rl.score`, `rl.batch.assemble`), `multihost.to_device`, the old-log-prob
+recompute, the jitted `update_step`, and then the held-out evaluation
+`heldout.evaluate_policy` with the updated parameters.
 
 The file is also the worker: `python test_multiprocess.py WORKER_ARGS...`.
 """
@@ -61,12 +62,11 @@ def worker(process_id: int, num_processes: int, port: int, out: str) -> None:
   import optax
   from flax import nnx
   from jax.experimental import multihost_utils
-  from microcoder_jax import config_lib, evals, sharding
+  from microcoder_jax import config_lib, heldout as heldout_lib, multihost, sharding
+  from microcoder_jax import rollout as rollout_lib, update as update_lib
   from microcoder_jax.data import tiny_tokenizer
   from microcoder_jax.evaluator import Evaluator, parse_problem
   from microcoder_jax.models import get_preset, init_model
-  from microcoder_jax.rl import rollout as rollout_lib
-  from microcoder_jax.rl import step as step_lib
   from microcoder_jax.sampling import Sampler
 
   assert jax.device_count() == 8 and jax.process_count() == num_processes
@@ -80,40 +80,43 @@ def worker(process_id: int, num_processes: int, port: int, out: str) -> None:
   model = init_model(get_preset("tiny", vocab_size=len(tok)), seed=0, mesh=mesh)
   graphdef, params = nnx.split(model)
   optimizer = optax.sgd(1.0)  # deltas are the gradients (see test_train.py)
-  rl_cfg = config_lib.base_config("microcoder_grpo", "runlocal").rl
-  loss_cfg = step_lib.LossConfig(micro_batch_size=8, logprob_chunk=64)
+  objective = config_lib.check(config_lib.base_config("microcoder_grpo", "runlocal"))
+  update_cfg = update_lib.UpdateConfig.from_objective(
+      objective, micro_batch_size=8, logprob_chunk=64, compute_entropy=True)
   param_sharding = sharding.state_shardings(params, mesh)
-  state_sharding = step_lib.train_state_shardings(param_sharding, optimizer, params, mesh)
-  update = step_lib.jit_update_step(graphdef, optimizer, loss_cfg, mesh=mesh,
-                                    state_sharding=state_sharding, rows=16)
-  recompute = step_lib.jit_recompute(graphdef, mesh=mesh, param_sharding=param_sharding,
-                                     rows=16, micro_batch_size=8, chunk=64)
+  state_sharding = update_lib.train_state_shardings(param_sharding, optimizer, params, mesh)
+  update = update_lib.jit_update_step(graphdef, optimizer, update_cfg, mesh=mesh,
+                                      state_sharding=state_sharding, rows=16)
+  recompute = update_lib.jit_recompute(graphdef, mesh=mesh, param_sharding=param_sharding,
+                                       rows=16, micro_batch_size=8, chunk=64)
   sampler = Sampler(model, stop_ids=(tok.eos_token_id,), pad_id=tok.pad_token_id or 0,
                     mesh=mesh)
   key = jax.random.key(0)
   with Evaluator(workers=1, timeout_s=2.0, memory_mb=512) as evaluator, \
        sharding.use_mesh(mesh):
-    state = step_lib.TrainState(
+    state = update_lib.TrainState(
         params, jax.jit(optimizer.init, out_shardings=state_sharding.opt_state)(params),
-        jax.device_put(jnp.zeros((), jnp.int32), state_sharding.step))
-    judged = rollout_lib.generate_and_judge(
+        jax.device_put(jnp.zeros((), jnp.int32), state_sharding.optimizer_updates))
+    judged = rollout_lib.sample_and_judge(
         sampler, state.params, evaluator, _VerdictTokenizer(tok), problems, prompt_ids,
         group_size=4, max_new_tokens=12, temperature=1.2, rng=key, chunks=2)
-    scored = rollout_lib.score(judged, group_size=4, max_new_tokens=12, rl_cfg=rl_cfg,
-                               key=jax.random.fold_in(key, 1))
-    batch = rollout_lib.assemble(judged.rollout, scored)
+    collected = rollout_lib.Collected(judged, np.arange(16), np.ones(16, bool), 1)
+    batch, scored = rollout_lib.train_batch(
+        collected, objective.replace(max_response_length="12"), max_response_length=12,
+        key=jax.random.fold_in(key, 1), diversity_ngram=4)
     multi = jax.process_count() > 1
-    batch = rollout_lib.to_device(batch, step_lib.batch_sharding(mesh, 16))
+    batch = multihost.to_device(batch, update_lib.batch_sharding(mesh, 16))
     old = recompute(state.params, batch)
     logp_diff = float(jnp.max(jnp.where(batch.loss_mask_NxT > 0,
                                         jnp.abs(old - batch.old_logp_NxT), 0.0)))
     batch = batch.replace(old_logp_NxT=old)
     state, metrics = update(state, batch)
     metrics = jax.device_get(metrics)
-    # Held-out evaluation with the updated policy (`evals.run_eval`, as the trainer).
-    heldout, _, _, heldout_results = evals.run_eval(
+    # Held-out evaluation with the updated policy (as the trainer runs it).
+    heldout, _, _, heldout_results = heldout_lib.evaluate_policy(
         sampler, state.params, evaluator, _VerdictTokenizer(tok), problems, prompt_ids,
-        k=2, max_new_tokens=8, temperature=1.0, top_p=1.0, rng=jax.random.fold_in(key, 2))
+        k=2, max_new_tokens=8, temperature=1.0, top_p=1.0, rng=jax.random.fold_in(key, 2),
+        batch_prompts=2)
   flat = {}
   for path, var in nnx.to_flat_state(state.params):
     value = var.get_value()

@@ -4,6 +4,7 @@ import glob
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -14,17 +15,19 @@ import optax
 import pytest
 from flax import nnx
 
-from microcoder_jax import sharding
+from microcoder_jax import config_lib, sharding
+from microcoder_jax import update as update_lib
 from microcoder_jax.models import get_preset, init_model
-from microcoder_jax.rl import step as step_lib
+from microcoder_jax.rl import get_objective
+from microcoder_jax.rl.batch import TrainBatch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 # The demo config (warm-started tiny policy, real evaluator), made small for CI.
-_SMALL = ("--config.rollout.train_batch_size=4", "--config.rollout.group_size=4",
+_SMALL = ("--config.rollout.num_groups=4", "--config.rl.group_size=4",
           "--config.ppo_mini_batch_size=2", "--config.micro_batch_size=8",
-          "--config.rollout.max_response_length=48", "--config.eval.max_problems=6",
+          "--config.rl.max_response_length=48", "--config.eval.max_problems=6",
           "--config.eval.k=2", "--config.eval.max_response_length=48")
 
 
@@ -84,14 +87,26 @@ def test_demo_runs_end_to_end_and_resumes_identically(tmp_path):
   # Interrupted after step 1, then resumed to step 3 in a new process.
   part = tmp_path / "part"
   _train(part, "steps=1", "--config.checkpoint.every=1", "--config.eval.every=3")
+  with open(part / "metrics.jsonl", "a") as f:  # written, then crashed before saving
+    f.write(json.dumps({"step": 2, "reward/mean": 123.0}) + "\n")
   _train(part, "steps=3", "--config.checkpoint.every=1", "--config.eval.every=3")
+  assert [r["step"] for r in _metrics(part)] == [0, 1, 2, 3]  # each step once
   resumed = [r for r in _metrics(part) if "reward/mean" in r]
-  assert [r["step"] for r in resumed] == [1, 2, 3]
+  assert [r["step"] for r in resumed] == [1, 2, 3] and resumed[1]["reward/mean"] != 123.0
   assert _deterministic(resumed[-1]) == pytest.approx(_deterministic(train_rows[-1]), rel=1e-6)
   from safetensors.numpy import load_file
   a, b = load_file(full / "export/model.safetensors"), load_file(part / "export/model.safetensors")
   for k in a:
     np.testing.assert_allclose(a[k], b[k], rtol=1e-6, atol=1e-7, err_msg=k)
+
+  # The policy alone, restored from the checkpoint without any optimizer.
+  from microcoder_jax import benchmark
+  from microcoder_jax.models import from_pretrained
+  mesh = sharding.make_mesh({"fsdp": 1}, devices=jax.devices()[:1])
+  restored, _ = benchmark.load_policy(str(part), dtype=None, mesh=mesh)
+  exported = from_pretrained(str(part / "export"), mesh=mesh)
+  jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7),
+               nnx.state(restored, nnx.Param), nnx.state(exported, nnx.Param))
 
 
 def _random_batch(cfg, n=8, p=5, t=6, seed=0):
@@ -102,7 +117,7 @@ def _random_batch(cfg, n=8, p=5, t=6, seed=0):
   resp_mask = np.arange(t)[None] < lengths[:, None]
   pmask = np.ones((n, p), bool)
   pmask[::2, :2] = False
-  return step_lib.TrainBatch(
+  return TrainBatch(
       input_ids_NxL=jnp.asarray(np.concatenate([prompt, resp], 1)),
       attention_mask_NxL=jnp.asarray(np.concatenate([pmask, resp_mask], 1)),
       targets_NxT=jnp.asarray(resp), loss_mask_NxT=jnp.asarray(resp_mask, jnp.float32),
@@ -112,18 +127,24 @@ def _random_batch(cfg, n=8, p=5, t=6, seed=0):
       temperature_N=jnp.full((n,), 1.2, jnp.float32))
 
 
+def _update_cfg(micro, chunk):
+  return update_lib.UpdateConfig.from_objective(
+      get_objective("microcoder_grpo"), micro_batch_size=micro, logprob_chunk=chunk,
+      compute_entropy=True)
+
+
 def _one_update(model, batch, mesh=None, micro=4):
   """One update with plain SGD, so parameter deltas are the gradients themselves
   (Adam's g / (|g| + eps) would amplify round-off in near-zero gradients)."""
   graphdef, params = nnx.split(model)
   opt = optax.sgd(1.0)
-  cfg = step_lib.LossConfig(micro_batch_size=micro, logprob_chunk=16)
-  fn = jax.jit(lambda s, b: step_lib.update_step(s, b, graphdef=graphdef, optimizer=opt,
+  cfg = _update_cfg(micro, 16)
+  fn = jax.jit(lambda s, b: update_lib.update_step(s, b, graphdef=graphdef, optimizer=opt,
                                                   cfg=cfg))
   if mesh is not None:
     params = jax.device_put(params, sharding.state_shardings(params, mesh))
   with sharding.use_mesh(mesh) if mesh is not None else nnx.use_eager_sharding(False):
-    state = step_lib.TrainState(params, jax.jit(opt.init)(params), jnp.zeros((), jnp.int32))
+    state = update_lib.TrainState(params, jax.jit(opt.init)(params), jnp.zeros((), jnp.int32))
     state, metrics = fn(state, batch)
   return state, metrics
 
@@ -169,11 +190,11 @@ def test_micro_batched_recompute_equals_one_shot():
   model = init_model(get_preset("tiny", vocab_size=64), seed=3)
   graphdef, params = nnx.split(model)
   batch = _random_batch(model.cfg, n=12, seed=6)
-  want = np.asarray(jax.jit(lambda p, b: step_lib.sequence_logprobs(graphdef, p, b, 16))(
+  want = np.asarray(jax.jit(lambda p, b: update_lib.sequence_logprobs(graphdef, p, b, 16))(
       params, batch))
   mesh = sharding.make_mesh({"fsdp": 4, "tensor": 2})
   for micro in (4, 5, 12):  # 5: rows padded to a multiple of the micro-batch
-    fn = step_lib.jit_recompute(graphdef, mesh=mesh, param_sharding=sharding.state_shardings(
+    fn = update_lib.jit_recompute(graphdef, mesh=mesh, param_sharding=sharding.state_shardings(
         params, mesh), rows=12, micro_batch_size=micro, chunk=16)
     with sharding.use_mesh(mesh):
       got = np.asarray(fn(params, batch))
@@ -187,7 +208,7 @@ def test_recompute_compiles_once():
 
   def fn(p, b):
     traces.append(1)
-    return step_lib.recompute_logprobs(graphdef, p, b, micro_batch_size=4, chunk=16)
+    return update_lib.recompute_logprobs(graphdef, p, b, micro_batch_size=4, chunk=16)
 
   recompute = jax.jit(fn)
   for seed in range(3):
@@ -198,19 +219,19 @@ def test_recompute_compiles_once():
 def test_update_step_compiles_once():
   model = init_model(get_preset("tiny", vocab_size=64), seed=0)
   graphdef, params = nnx.split(model)
-  opt = step_lib.make_optimizer(1e-3)
+  opt = update_lib.make_optimizer(1e-3)
   traces = []
 
   def fn(s, b):
     traces.append(1)
-    return step_lib.update_step(s, b, graphdef=graphdef, optimizer=opt,
-                                cfg=step_lib.LossConfig(micro_batch_size=4))
+    return update_lib.update_step(s, b, graphdef=graphdef, optimizer=opt,
+                                cfg=_update_cfg(4, 1024))
 
   update = jax.jit(fn, donate_argnums=0)
-  state = step_lib.TrainState(params, opt.init(params), jnp.zeros((), jnp.int32))
+  state = update_lib.TrainState(params, opt.init(params), jnp.zeros((), jnp.int32))
   for seed in range(3):
     state, _ = update(state, _random_batch(model.cfg, seed=seed))
-  assert len(traces) == 1 and int(state.step) == 3
+  assert len(traces) == 1 and int(state.optimizer_updates) == 3
 
 
 def _load_config(path, arg=None):
@@ -222,63 +243,142 @@ def _load_config(path, arg=None):
 
 @pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(ROOT, "configs", "*.py"))))
 def test_every_config_resolves_and_builds_abstractly(path):
-  from microcoder_jax import train
   c = _load_config(path)
-  train.validate(c)
+  objective = config_lib.check(c)
   cfg = get_preset(c.model.preset, dtype=c.model.dtype, param_dtype=c.model.param_dtype)
   abstract = nnx.eval_shape(lambda: init_model(cfg))
   params = nnx.state(abstract)
-  opt_state = jax.eval_shape(step_lib.make_optimizer(c.optim.lr).init, params)
+  opt_state = jax.eval_shape(update_lib.make_optimizer(c.optim.lr).init, params)
   assert jax.tree.leaves(opt_state)
-  assert c.ppo_mini_batch_size * c.rollout.group_size % c.micro_batch_size == 0
+  assert c.ppo_mini_batch_size * objective.group_size % c.micro_batch_size == 0
 
 
 def test_rollout_chunk_rows_from_the_cache_budget():
   from microcoder_jax import train
   from microcoder_jax.models import KVCache
-  c = _load_config(os.path.join(ROOT, "configs", "microcoder_grpo.py"), "max_len=8192")
+  c = _load_config(os.path.join(ROOT, "configs", "microcoder_grpo.py"),
+                   "max_response_length=8192")
   c.unlock()
   cfg = get_preset("qwen3_1p7b")
   mesh = sharding.make_mesh({"fsdp": 8})
   per_row = KVCache.bytes_per_row(cfg, 2048 + 8192)  # prompt bucket + L_max
   c.rollout.cache_memory_gib = 8.0
-  cap = lambda spec="8192", group=8: train.sampler_row_cap(c, cfg, mesh, 1500, spec, group)
+  cap = lambda length=8192, group=8: train.sampler_row_cap(c, cfg, mesh, 1500, length, group)
   rows = cap()
   assert rows % 8 == 0
   assert rows * per_row / 8 <= 8 * 2**30 < (rows + 8) * per_row / 8
-  assert cap("4096,8192@100") == rows  # the longest stage counts
-  assert cap("4096") > rows and cap(group=4) % 4 == 0
+  staged = config_lib.check(c).replace(max_response_length="4096,8192@100")
+  assert cap(staged.longest_response_length) == rows  # the longest stage counts
+  assert cap(4096) > rows and cap(group=4) % 4 == 0
   c.rollout.chunk_rows = 24
   assert cap() == 24
   c.rollout.chunk_rows, c.rollout.cache_memory_gib = 0, 0.0
   assert cap() == 0  # no cap
   c.rollout.cache_memory_gib = 0.5
-  with pytest.raises(train.ConfigError, match="cache_memory_gib=0.5"):
+  with pytest.raises(config_lib.ConfigError, match="cache_memory_gib=0.5"):
     cap()
 
 
-def test_invalid_configs_fail_clearly():
-  from microcoder_jax import train
+_BAD = [  # (key, value, what the message must name)
+    ("ppo_mini_batch_size", 48, "ppo_mini_batch_size=48"),
+    ("model.attention", "flash", "model.attention='flash'"),
+    ("model.remat", "sometimes", "model.remat='sometimes'"),
+    ("rl.temperature", "ramp:0.6,1.2@100", "allow_ramp"),
+    ("rl.temperature", "0", "rl.temperature"),
+    ("rl.temperature", "0.6,-1@10", "rl.temperature"),
+    ("rl.rho", 1.5, "rl.rho"),
+    ("rl.rho", -0.1, "rl.rho"),
+    ("rl.group_size", 1, "rl.group_size"),
+    ("rl.non_incorrect", "pass_ony", "rl.non_incorrect"),
+    ("rl.ctm_apply_to", "loss", "rl.ctm_apply_to"),
+    ("rl.aggregation", "token-sum", "rl.aggregation"),
+    ("rl.max_response_length", "4096,8192", "rl.max_response_length"),
+    ("optim.lr", 0.0, "optim.lr"),
+    ("optim.lr", -1e-6, "optim.lr"),
+    ("eval.every", 0, "eval.every"),
+    ("rollout.num_groups", 0, "rollout.num_groups"),
+    ("diversity.ngram", 0, "diversity.ngram"),
+]
+
+
+@pytest.mark.parametrize("key,value,message", _BAD)
+def test_invalid_configs_fail_before_any_work(key, value, message):
+  c = _load_config(os.path.join(ROOT, "configs", "microcoder_grpo.py"),
+                   "eval=data/heldout.jsonl")
+  c.unlock()
+  section, _, name = key.rpartition(".")
+  (c[section] if section else c)[name] = value
+  with pytest.raises(config_lib.ConfigError, match=re.escape(message)):
+    config_lib.check(c)
+
+
+def test_unknown_keys_and_arguments_fail_by_name():
   from microcoder_jax.sharding import MeshError
   c = _load_config(os.path.join(ROOT, "configs", "microcoder_grpo.py"))
   c.unlock()
-  c.ppo_mini_batch_size = 48
-  with pytest.raises(train.ConfigError, match="ppo_mini_batch_size=48"):
-    train.validate(c)
-  c.ppo_mini_batch_size = 32
+  c.rollout.chunkrows = 3
+  with pytest.raises(config_lib.ConfigError, match="rollout.chunkrows"):
+    config_lib.check(c)
+  del c.rollout["chunkrows"]
+  c.rl.ctm = {"rho": 0.2}
+  with pytest.raises(config_lib.ConfigError, match="rl.ctm"):
+    config_lib.check(c)
+  del c.rl["ctm"]
   c.mesh.fsdp, c.mesh.tensor = 3, 1
   with pytest.raises(MeshError, match="3"):
-    train.validate(c)
-  c.mesh.fsdp = -1
-  c.model.attention = "flash"
-  with pytest.raises(train.ConfigError, match="model.attention='flash'"):
-    train.validate(c)
-  c.model.attention, c.model.remat = "auto", "sometimes"
-  with pytest.raises(train.ConfigError, match="model.remat='sometimes'"):
-    train.validate(c)
-  c.model.remat = "full"
-  c.rollout.temperature = "ramp:0.6,1.2@100"
-  with pytest.raises(ValueError, match="allow_ramp"):
-    train.validate(c)
-  with pytest.raises(KeyError, match="qwen9"):
+    config_lib.check(c)
+  with pytest.raises(config_lib.ConfigError, match="qwen9"):
     _load_config(os.path.join(ROOT, "configs", "grpo.py"), "model=qwen9")
+  with pytest.raises(config_lib.ConfigError, match="max_len"):
+    _load_config(os.path.join(ROOT, "configs", "grpo.py"), "max_len=8192")
+  for arg in ("runlocal,train=data/x.jsonl", "eval=data/y.jsonl,runlocal"):
+    with pytest.raises(config_lib.ConfigError, match="runlocal"):
+      _load_config(os.path.join(ROOT, "configs", "grpo.py"), arg)
+
+
+def test_rho_override_turns_the_mask_on_in_every_config():
+  for name in ("grpo", "dapo", "microcoder_grpo"):
+    c = _load_config(os.path.join(ROOT, "configs", f"{name}.py"), "rho=0.2")
+    assert config_lib.check(c).rho == 0.2
+    c = _load_config(os.path.join(ROOT, "configs", f"{name}.py"))
+    c.unlock()
+    c.rl.rho = 0.3  # as --config.rl.rho=0.3 does
+    objective = config_lib.check(c)
+    assert objective.uses_ctm and objective.rho == 0.3
+
+
+def test_every_config_key_is_read():
+  """Each leaf key of the base config is read somewhere in the package (as an
+  attribute or a string key), so no key silently does nothing."""
+  c = config_lib.base_config("microcoder_grpo")
+  sources = ""
+  for path in glob.glob(os.path.join(ROOT, "microcoder_jax", "**", "*.py"), recursive=True):
+    if not path.endswith("config_lib.py"):
+      with open(path) as f:
+        sources += f.read()
+  objective_fields = set(get_objective("grpo").to_dict())
+  dead = []
+  for key in config_lib._leaves(c):
+    section, _, name = key.rpartition(".")
+    if section == "rl":
+      assert name in objective_fields, key
+      found = re.search(rf"objective\.{name}\b|\b{name}=|self\.{name}\b", sources)
+    else:
+      found = re.search(rf"\.{name}\b|[\"']{name}[\"']", sources)
+    if not found:
+      dead.append(key)
+  assert not dead, f"config keys nothing reads: {dead}"
+
+
+def test_logged_lr_is_the_scheduled_rate_the_optimizer_uses():
+  lr = update_lib.lr_schedule(1e-3, warmup_steps=4)
+  assert [float(lr(u)) for u in (0, 2, 4, 9)] == pytest.approx([0.0, 5e-4, 1e-3, 1e-3])
+  opt = update_lib.make_optimizer(1e-3, warmup_steps=4, weight_decay=0.0)
+  params = {"w": jnp.ones(3)}
+  state = opt.init(params)
+  grads = {"w": jnp.ones(3)}
+  steps = []
+  for _ in range(5):  # Adam's first steps move each weight by about lr(u)
+    updates, state = opt.update(grads, state, params)
+    steps.append(float(-updates["w"][0]))
+  assert steps == pytest.approx([float(lr(u)) for u in range(5)], rel=1e-3, abs=1e-9)

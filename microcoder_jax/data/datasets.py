@@ -1,7 +1,8 @@
 """Problem sources and a checkpointable, deterministically shuffled iterator.
 
-Sources (`load_problems(spec)`):
-  path/to/file.jsonl        native or LiveCodeBench rows (`problem_format.md`)
+Sources (`load_dataset(spec)`; a file is read by the judge's
+`evaluator.load_problems`, which this resolves names for):
+  path/to/file.jsonl        native or LiveCodeBench rows (docs/formats.md)
   bundled:synthetic_train   a file shipped in `microcoder_jax/data/bundled/`
   hf:<dataset>[:<split>]    a Hugging Face dataset (needs a network and `datasets`)
   tfds:<data_dir>           array_record shards written by `build_array_record`
@@ -32,8 +33,9 @@ class DatasetError(ValueError):
   """A dataset that cannot be read; names the path or dataset."""
 
 
-def load_problems(spec: str) -> list[Problem]:
-  """Problems from a source spec (see the module docstring), in file order."""
+def load_dataset(spec: str) -> list[Problem]:
+  """Problems from a source spec (see the module docstring), in file order;
+  bad rows are logged and skipped."""
   if spec.startswith("bundled:"):
     spec = os.path.join(BUNDLED_DIR, spec[len("bundled:"):] + ".jsonl")
   if spec.startswith("hf:"):

@@ -17,8 +17,8 @@ from typing import Callable, Optional
 import chex
 import jax.numpy as jnp
 
-# fn(rewards_GxK, valid_GxK, *, eps, std_ddof) -> advantages_GxK, where G is
-# the number of groups and K the group size.
+# fn(rewards_MxG, valid_MxG, *, eps, std_ddof) -> advantages_MxG, where M is
+# the number of groups and G the group size.
 AdvantageFn = Callable[..., jnp.ndarray]
 ADVANTAGE_FNS: dict[str, AdvantageFn] = {}
 
@@ -33,49 +33,49 @@ def register_advantage(name: str) -> Callable[[AdvantageFn], AdvantageFn]:
   return decorator
 
 
-def _group_stats(rewards_GxK, valid_GxK, std_ddof):
+def _group_stats(rewards_MxG, valid_MxG, std_ddof):
   """Masked per-group count, mean, std (ddof `std_ddof`) and all-equal flag."""
-  count_G = valid_GxK.sum(axis=-1)
-  mean_G = jnp.where(valid_GxK, rewards_GxK, 0.0).sum(-1) / jnp.maximum(
-      count_G, 1.0)
-  centered_GxK = jnp.where(valid_GxK, rewards_GxK - mean_G[:, None], 0.0)
-  var_G = (centered_GxK**2).sum(-1) / jnp.maximum(count_G - std_ddof, 1.0)
-  big = jnp.finfo(rewards_GxK.dtype).max
-  r_max_G = jnp.where(valid_GxK, rewards_GxK, -big).max(-1)
-  r_min_G = jnp.where(valid_GxK, rewards_GxK, big).min(-1)
-  degenerate_G = (r_max_G <= r_min_G) | (count_G <= 1)
-  return count_G, mean_G, jnp.sqrt(var_G), degenerate_G
+  count_M = valid_MxG.sum(axis=-1)
+  mean_M = jnp.where(valid_MxG, rewards_MxG, 0.0).sum(-1) / jnp.maximum(
+      count_M, 1.0)
+  centered_MxG = jnp.where(valid_MxG, rewards_MxG - mean_M[:, None], 0.0)
+  var_M = (centered_MxG**2).sum(-1) / jnp.maximum(count_M - std_ddof, 1.0)
+  big = jnp.finfo(rewards_MxG.dtype).max
+  r_max_M = jnp.where(valid_MxG, rewards_MxG, -big).max(-1)
+  r_min_M = jnp.where(valid_MxG, rewards_MxG, big).min(-1)
+  degenerate_M = (r_max_M <= r_min_M) | (count_M <= 1)
+  return count_M, mean_M, jnp.sqrt(var_M), degenerate_M
 
 
 @register_advantage("grpo")
-def grpo_advantages(rewards_GxK, valid_GxK, *, eps, std_ddof):
+def grpo_advantages(rewards_MxG, valid_MxG, *, eps, std_ddof):
   """GRPO: Â_i = (R_i − mean(R)) / (std(R) + eps) within the group."""
-  _, mean_G, std_G, degenerate_G = _group_stats(rewards_GxK, valid_GxK,
+  _, mean_M, std_M, degenerate_M = _group_stats(rewards_MxG, valid_MxG,
                                                 std_ddof)
-  adv_GxK = (rewards_GxK - mean_G[:, None]) / (std_G[:, None] + eps)
-  return jnp.where(degenerate_G[:, None] | ~valid_GxK, 0.0, adv_GxK)
+  adv_MxG = (rewards_MxG - mean_M[:, None]) / (std_M[:, None] + eps)
+  return jnp.where(degenerate_M[:, None] | ~valid_MxG, 0.0, adv_MxG)
 
 
 @register_advantage("drgrpo")
-def drgrpo_advantages(rewards_GxK, valid_GxK, *, eps, std_ddof):
+def drgrpo_advantages(rewards_MxG, valid_MxG, *, eps, std_ddof):
   """Dr. GRPO: Â_i = R_i − mean(R) (no std normalisation)."""
   del eps
-  _, mean_G, _, degenerate_G = _group_stats(rewards_GxK, valid_GxK, std_ddof)
-  adv_GxK = rewards_GxK - mean_G[:, None]
-  return jnp.where(degenerate_G[:, None] | ~valid_GxK, 0.0, adv_GxK)
+  _, mean_M, _, degenerate_M = _group_stats(rewards_MxG, valid_MxG, std_ddof)
+  adv_MxG = rewards_MxG - mean_M[:, None]
+  return jnp.where(degenerate_M[:, None] | ~valid_MxG, 0.0, adv_MxG)
 
 
 @register_advantage("rloo")
-def rloo_advantages(rewards_GxK, valid_GxK, *, eps, std_ddof):
+def rloo_advantages(rewards_MxG, valid_MxG, *, eps, std_ddof):
   """RLOO: Â_i = R_i − mean_{j≠i} R_j (leave-one-out baseline)."""
   del eps, std_ddof
-  count_G = valid_GxK.sum(axis=-1)
-  total_G = jnp.where(valid_GxK, rewards_GxK, 0.0).sum(-1)
-  others_GxK = (total_G[:, None] - rewards_GxK) / jnp.maximum(
-      count_G[:, None] - 1.0, 1.0)
-  adv_GxK = rewards_GxK - others_GxK
-  _, _, _, degenerate_G = _group_stats(rewards_GxK, valid_GxK, 0)
-  return jnp.where(degenerate_G[:, None] | ~valid_GxK, 0.0, adv_GxK)
+  count_M = valid_MxG.sum(axis=-1)
+  total_M = jnp.where(valid_MxG, rewards_MxG, 0.0).sum(-1)
+  others_MxG = (total_M[:, None] - rewards_MxG) / jnp.maximum(
+      count_M[:, None] - 1.0, 1.0)
+  adv_MxG = rewards_MxG - others_MxG
+  _, _, _, degenerate_M = _group_stats(rewards_MxG, valid_MxG, 0)
+  return jnp.where(degenerate_M[:, None] | ~valid_MxG, 0.0, adv_MxG)
 
 
 def group_advantages(rewards_N: jnp.ndarray,
@@ -107,12 +107,12 @@ def group_advantages(rewards_N: jnp.ndarray,
   n = rewards_N.shape[0]
   if group_size < 1 or n % group_size:
     raise ValueError(f"N={n} is not a multiple of group_size={group_size}.")
-  rewards_GxK = jnp.asarray(rewards_N, jnp.float32).reshape(-1, group_size)
+  rewards_MxG = jnp.asarray(rewards_N, jnp.float32).reshape(-1, group_size)
   if valid_N is None:
-    valid_GxK = jnp.ones_like(rewards_GxK, dtype=bool)
+    valid_MxG = jnp.ones_like(rewards_MxG, dtype=bool)
   else:
     chex.assert_shape(valid_N, (n,))
-    valid_GxK = jnp.asarray(valid_N, bool).reshape(-1, group_size)
-  adv_GxK = ADVANTAGE_FNS[method](
-      rewards_GxK, valid_GxK, eps=eps, std_ddof=std_ddof)
-  return adv_GxK.reshape(n)
+    valid_MxG = jnp.asarray(valid_N, bool).reshape(-1, group_size)
+  adv_MxG = ADVANTAGE_FNS[method](
+      rewards_MxG, valid_MxG, eps=eps, std_ddof=std_ddof)
+  return adv_MxG.reshape(n)

@@ -70,7 +70,7 @@ def repeat_tail(tokens_NxT: jnp.ndarray,
 def conditional_truncation_mask(key: jax.Array,
                                 *,
                                 lengths_N: jnp.ndarray,
-                                max_length: int,
+                                max_response_length: int,
                                 non_incorrect_N: jnp.ndarray,
                                 repeating_N: jnp.ndarray,
                                 rho: float,
@@ -88,7 +88,7 @@ def conditional_truncation_mask(key: jax.Array,
   Args:
     key: PRNG key.
     lengths_N: response lengths |o_i|.
-    max_length: L_max; may be traced.
+    max_response_length: L_max; may be traced.
     non_incorrect_N: bool `[N]`, the caller's non-incorrect(o_i) verdict.
     repeating_N: bool `[N]`, repeat(o_i, m), e.g. from `repeat_tail`.
     rho: ρ ∈ [0, 1]; may be traced.
@@ -103,7 +103,7 @@ def conditional_truncation_mask(key: jax.Array,
   n = lengths_N.shape[0]
   chex.assert_shape([non_incorrect_N, repeating_N], (n,))
   if truncated_N is None:
-    truncated_N = lengths_N >= max_length
+    truncated_N = lengths_N >= max_response_length
   else:
     chex.assert_shape(truncated_N, (n,))
   u_N = jax.random.uniform(key, (n,))

@@ -19,8 +19,25 @@ def dynamic_sampling_keep(rewards_N: jnp.ndarray,
   n = rewards_N.shape[0]
   if group_size < 1 or n % group_size:
     raise ValueError(f"N={n} is not a multiple of group_size={group_size}.")
-  rewards_GxK = jnp.asarray(rewards_N).reshape(-1, group_size)
-  return rewards_GxK.max(-1) > rewards_GxK.min(-1)
+  rewards_MxG = jnp.asarray(rewards_N).reshape(-1, group_size)
+  return rewards_MxG.max(-1) > rewards_MxG.min(-1)
+
+
+def mixed_accuracy_groups(passed_N: jnp.ndarray, valid_N: jnp.ndarray,
+                          group_size: int) -> jnp.ndarray:
+  """bool `[N / G]`: groups where some judged responses pass and some fail.
+
+  DAPO's criterion on accuracy, not on (possibly shaped) rewards. Rows the
+  judge could not judge (`valid_N` False) count as neither, as they leave
+  the group statistics.
+  """
+  chex.assert_rank([passed_N, valid_N], 1)
+  n = passed_N.shape[0]
+  if group_size < 1 or n % group_size:
+    raise ValueError(f"N={n} is not a multiple of group_size={group_size}.")
+  passed = jnp.asarray(passed_N, bool).reshape(-1, group_size)
+  valid = jnp.asarray(valid_N, bool).reshape(-1, group_size)
+  return (passed & valid).any(-1) & (~passed & valid).any(-1)
 
 
 def fill_groups(keep_groups: jnp.ndarray, num_groups: int):
@@ -39,7 +56,7 @@ def fill_groups(keep_groups: jnp.ndarray, num_groups: int):
   return indices, valid
 
 
-def overlong_penalty(lengths_N: jnp.ndarray, max_length, buffer,
+def overlong_penalty(lengths_N: jnp.ndarray, max_response_length, buffer,
                      factor) -> jnp.ndarray:
   """DAPO soft overlong punishment in tokens (verl's overlong_buffer).
 
@@ -49,5 +66,5 @@ def overlong_penalty(lengths_N: jnp.ndarray, max_length, buffer,
   """
   lengths_N = jnp.asarray(lengths_N, jnp.float32)
   chex.assert_rank(lengths_N, 1)
-  expected = max_length - buffer
+  expected = max_response_length - buffer
   return jnp.minimum(-(lengths_N - expected) / buffer * factor, 0.0)

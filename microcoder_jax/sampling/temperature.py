@@ -1,13 +1,9 @@
-"""Sampling temperature T: schedules, the diversity metric D, and the controller.
+"""Sampling temperature T: the diversity-based choice and the per-step controller.
 
-The paper picks T from measured response diversity and keeps it piecewise
-constant (continuous changes destabilise training; a staged low -> high switch,
-e.g. 0.6 -> 1.2 at step 140, beat a constant high T). See
-`microcoder_spec.md` §1.3.
-
-Diversity (project definition; the paper publishes no formula): per prompt
-group, pool the token 4-grams of all G responses; D_group = |distinct| / |all|;
-D = mean over groups that have any 4-gram. D lies in [0, 1].
+The paper picks T from measured response diversity (`rl.diversity`) and keeps
+it piecewise constant (`rl.schedule.StagedSchedule`): continuous changes
+destabilise training; a staged low -> high switch, e.g. 0.6 -> 1.2 at step
+140, beat a constant high T.
 """
 
 from __future__ import annotations
@@ -18,100 +14,10 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from microcoder_jax.rl.diversity import response_diversity
+from microcoder_jax.rl.schedule import StagedSchedule
+
 log = logging.getLogger(__name__)
-
-
-# ------------------------------------------------------------- schedules
-@dataclasses.dataclass(frozen=True)
-class TemperatureSchedule:
-  """Piecewise-constant T(step), optionally with linear ramps (ablations only).
-
-  Attributes:
-    stages: ((start_step, T), ...) sorted by step; the first starts at 0.
-    ramp: interpolate linearly between stages instead of switching.
-  """
-
-  stages: tuple[tuple[int, float], ...]
-  ramp: bool = False
-
-  def __post_init__(self):
-    if not self.stages or self.stages[0][0] != 0:
-      raise ValueError(f"temperature stages {self.stages} must start at step 0")
-    steps = [s for s, _ in self.stages]
-    if steps != sorted(set(steps)):
-      raise ValueError(f"temperature stage steps {steps} must increase")
-    if any(t < 0 for _, t in self.stages):
-      raise ValueError(f"temperatures must be >= 0, got {self.stages}")
-
-  def __call__(self, step: int) -> float:
-    steps = [s for s, _ in self.stages]
-    i = int(np.searchsorted(steps, step, side="right")) - 1
-    start, t0 = self.stages[i]
-    if not self.ramp or i + 1 == len(self.stages):
-      return float(t0)
-    end, t1 = self.stages[i + 1]
-    return float(t0 + (t1 - t0) * (step - start) / (end - start))
-
-  @classmethod
-  def parse(cls, spec: str | float, *, allow_ramp: bool = False) -> "TemperatureSchedule":
-    """`"1.2"`, staged `"0.6,1.2@140"`, or ramp `"ramp:0.6,1.2@140"`.
-
-    Each comma-separated item is `T` or `T@step` (the step it starts at).
-    Ramps interpolate between items and need `allow_ramp=True`: the paper
-    reports that gradual temperature changes cause irreversible shifts.
-    """
-    text = str(spec).strip()
-    ramp = text.startswith("ramp:")
-    if ramp:
-      if not allow_ramp:
-        raise ValueError(f"temperature schedule {text!r} is a ramp; set "
-                         "sampling.allow_ramp=True to use one (ablations only)")
-      text = text[len("ramp:"):]
-    stages = []
-    for i, item in enumerate(text.split(",")):
-      value, _, step = item.strip().partition("@")
-      try:
-        stages.append((int(step) if step else (0 if i == 0 else None), float(value)))
-      except ValueError as e:
-        raise ValueError(f"bad temperature schedule item {item!r} in {spec!r}") from e
-      if stages[-1][0] is None:
-        raise ValueError(f"temperature schedule item {item!r} in {spec!r} needs "
-                         "a start step, e.g. 1.2@140")
-    return cls(tuple(stages), ramp)
-
-
-# ------------------------------------------------------------- diversity
-def _ngrams(tokens: np.ndarray, n: int) -> list[tuple[int, ...]]:
-  if len(tokens) < n:
-    return []
-  windows = np.lib.stride_tricks.sliding_window_view(tokens, n)
-  return [tuple(w) for w in windows.tolist()]
-
-
-def group_diversity(tokens_NxT, lengths_N, group_size: int, n: int = 4) -> np.ndarray:
-  """D_group per prompt group (NaN for groups without any n-gram)."""
-  tokens_NxT, lengths_N = np.asarray(tokens_NxT), np.asarray(lengths_N)
-  num = tokens_NxT.shape[0]
-  if num % group_size:
-    raise ValueError(f"{num} responses do not split into groups of {group_size}")
-  out = np.full(num // group_size, np.nan)
-  for g in range(num // group_size):
-    grams = []
-    for r in range(g * group_size, (g + 1) * group_size):
-      grams += _ngrams(tokens_NxT[r, : lengths_N[r]], n)
-    if grams:
-      out[g] = len(set(grams)) / len(grams)
-  return out
-
-
-def response_diversity(tokens_NxT, lengths_N, group_size: int, n: int = 4) -> float:
-  """D: mean over groups of pooled distinct-n-gram ratios, in [0, 1].
-
-  NaN when no group has a response of at least n tokens.
-  """
-  per_group = group_diversity(tokens_NxT, lengths_N, group_size, n)
-  valid = per_group[~np.isnan(per_group)]
-  return float(valid.mean()) if valid.size else float("nan")
 
 
 # ------------------------------------------------------------- selection
@@ -164,7 +70,7 @@ class TemperatureController:
     history: [(step, T, D)] of every update, for plots and resumption.
   """
 
-  schedule: TemperatureSchedule
+  schedule: StagedSchedule
   alert_floor: float = 0.5
   alert_patience: int = 20
   low_steps: int = 0

@@ -98,7 +98,7 @@ def test_repeat_tail_window_longer_than_buffer():
 @jax.jit
 def _ctm(key, lengths, max_length, non_incorrect, repeating, rho):
   return rl.conditional_truncation_mask(
-      key, lengths_N=lengths, max_length=max_length,
+      key, lengths_N=lengths, max_response_length=max_length,
       non_incorrect_N=non_incorrect, repeating_N=repeating, rho=rho)
 
 
@@ -128,7 +128,7 @@ def test_ctm_matches_reference_and_mask_all():
 
 def test_ctm_truncated_override():
   got = rl.conditional_truncation_mask(
-      jax.random.key(0), lengths_N=jnp.array([5, 10]), max_length=10,
+      jax.random.key(0), lengths_N=jnp.array([5, 10]), max_response_length=10,
       non_incorrect_N=jnp.array([True, True]),
       repeating_N=jnp.array([False, False]), rho=1.0,
       truncated_N=jnp.array([True, False]))

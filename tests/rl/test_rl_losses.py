@@ -10,6 +10,7 @@ from rl import rl_reference as reference
 
 N, T = 6, 9
 RTOL = 1e-6
+CLIP = dict(clip_low=0.2, clip_high=0.28)  # ε, ε_high of DAPO / MicroCoder-GRPO
 
 
 def _inputs(seed, *, extreme=False, zero_rows=(), zero_all=False):
@@ -127,7 +128,7 @@ def test_entropy_metric_and_no_kl_without_ref():
   logp, old, adv, mask, _ = _inputs(8)
   ent = np.abs(logp)
   _, metrics = rl.policy_loss(logp, old, adv, mask, entropy_NxT=ent,
-                              kl_coef=0.5)
+                              kl_coef=0.5, **CLIP)
   assert "kl" not in metrics
   np.testing.assert_allclose(metrics["entropy"],
                              (ent * mask).sum() / mask.sum(), rtol=RTOL)
@@ -136,7 +137,7 @@ def test_entropy_metric_and_no_kl_without_ref():
 @pytest.mark.parametrize("aggregation", ["token-mean", "seq-mean-token-mean"])
 def test_micro_batches_reproduce_full_batch(aggregation):
   logp, old, adv, mask, ref = _inputs(9, zero_rows=(4,))
-  kwargs = dict(aggregation=aggregation, ref_logp_NxT=None)
+  kwargs = dict(aggregation=aggregation, ref_logp_NxT=None, **CLIP)
 
   def full(lp):
     return rl.policy_loss(lp, old, adv, mask, **kwargs)[0]
@@ -159,7 +160,7 @@ def test_micro_batches_reproduce_full_batch(aggregation):
 def test_unknown_names_raise():
   logp, old, adv, mask, _ = _inputs(0)
   with pytest.raises(ValueError, match="aggregation"):
-    rl.policy_loss(logp, old, adv, mask, aggregation="token-sum")
+    rl.policy_loss(logp, old, adv, mask, aggregation="token-sum", **CLIP)
   with pytest.raises(ValueError, match="KL estimator"):
     rl.policy_loss(logp, old, adv, mask, ref_logp_NxT=logp,
-                   kl_estimator="k4")
+                   kl_estimator="k4", **CLIP)

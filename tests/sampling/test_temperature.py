@@ -6,33 +6,31 @@ import logging
 import numpy as np
 import pytest
 
-from microcoder_jax.sampling.temperature import (TemperatureController,
-                                                 TemperatureSchedule,
-                                                 group_diversity,
-                                                 response_diversity,
-                                                 select_temperature)
+from microcoder_jax.rl.diversity import group_diversity, response_diversity
+from microcoder_jax.rl.schedule import StagedSchedule
+from microcoder_jax.sampling.temperature import TemperatureController, select_temperature
 
 
 def test_constant_and_staged_schedules():
-  assert TemperatureSchedule.parse("1.2")(0) == 1.2
-  assert TemperatureSchedule.parse(0.6)(10_000) == 0.6
-  staged = TemperatureSchedule.parse("0.6,1.2@140")
+  assert StagedSchedule.parse("1.2")(0) == 1.2
+  assert StagedSchedule.parse(0.6)(10_000) == 0.6
+  staged = StagedSchedule.parse("0.6,1.2@140")
   assert [staged(s) for s in (0, 139, 140, 500)] == [0.6, 0.6, 1.2, 1.2]
-  three = TemperatureSchedule.parse("0.6, 1.0@10, 1.4@20")
+  three = StagedSchedule.parse("0.6, 1.0@10, 1.4@20")
   assert [three(s) for s in (9, 10, 19, 20)] == [0.6, 1.0, 1.0, 1.4]
 
 
 def test_ramps_need_opt_in():
   with pytest.raises(ValueError, match="allow_ramp"):
-    TemperatureSchedule.parse("ramp:0.6,1.2@100")
-  ramp = TemperatureSchedule.parse("ramp:0.6,1.2@100", allow_ramp=True)
+    StagedSchedule.parse("ramp:0.6,1.2@100")
+  ramp = StagedSchedule.parse("ramp:0.6,1.2@100", allow_ramp=True)
   assert ramp(0) == 0.6 and ramp(100) == 1.2 and ramp(50) == pytest.approx(0.9)
 
 
-@pytest.mark.parametrize("bad", ["1.2@5", "0.6,1.2", "0.6,x@3", "1.0,0.5@10,0.7@5", "-1"])
+@pytest.mark.parametrize("bad", ["1.2@5", "0.6,1.2", "0.6,x@3", "1.0,0.5@10,0.7@5", "nan"])
 def test_bad_schedules_name_the_item(bad):
   with pytest.raises(ValueError):
-    TemperatureSchedule.parse(bad)
+    StagedSchedule.parse(bad)
 
 
 def _reference_diversity(tokens, lengths, g, n=4):
@@ -101,13 +99,13 @@ def test_select_rejects_too_diverse_and_falls_back():
 
 
 def test_controller_logs_and_round_trips(caplog):
-  ctl = TemperatureController(TemperatureSchedule.parse("0.6,1.2@3"), alert_floor=0.5,
+  ctl = TemperatureController(StagedSchedule.parse("0.6,1.2@3"), alert_floor=0.5,
                               alert_patience=2)
   with caplog.at_level(logging.WARNING):
     for step, d in enumerate([0.7, 0.4, 0.3, 0.6]):
       metrics = ctl.update(step, d)
   assert "diversity below 0.50 for 2 steps" in caplog.text
   assert metrics["sampling/temperature"] == 1.2 and metrics["sampling/low_diversity_steps"] == 0
-  restored = TemperatureController(TemperatureSchedule.parse("0.6,1.2@3"))
+  restored = TemperatureController(StagedSchedule.parse("0.6,1.2@3"))
   restored.load_state_dict(ctl.state_dict())
   assert restored.history == ctl.history and restored.temperature(5) == 1.2

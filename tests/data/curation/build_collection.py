@@ -1,4 +1,4 @@
-"""Writes the small mixed-quality collection that tests/test_curate.py curates.
+"""Writes the small mixed-quality collection that tests/curation/test_curation.py curates.
 
     python tests/data/curation/build_collection.py
 

@@ -8,16 +8,16 @@ import sys
 import numpy as np
 import pytest
 
-from microcoder_jax import curate as cli
-from microcoder_jax.data import curate as curate_lib
-from microcoder_jax.data import curate_difficulty as difficulty_lib
-from microcoder_jax.data import curate_filters as filters
-from microcoder_jax.data import curate_sources as sources
-from microcoder_jax.data import curate_verify as verify_lib
+from microcoder_jax.curation import __main__ as cli
+from microcoder_jax.curation import difficulty as difficulty_lib
+from microcoder_jax.curation import filters
+from microcoder_jax.curation import pipeline
+from microcoder_jax.curation import sources
+from microcoder_jax.curation import verify as verify_lib
 from microcoder_jax.data import datasets
 from microcoder_jax.evaluator import Evaluator, load_problems, parse_problem
 
-REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 DATA = os.path.join(REPO, "tests", "data", "curation")
 INPUTS = [os.path.join(DATA, f) for f in ("native.jsonl", "taco.jsonl", "codecontests.jsonl")]
 LCB = os.path.join(REPO, "tests", "data", "evaluator", "lcb_problems.jsonl")
@@ -74,7 +74,7 @@ def test_report_counts_are_exact(run):
   assert report["kept"] == len(KEPT) == len(rows) == 8
   assert report["dropped"] == sum(reasons.values()) == 15
   assert report["dropped_by_reason"] == dict(reasons)
-  for stage in curate_lib.STAGES:
+  for stage in pipeline.STAGES:
     assert report["dropped_by_stage"][stage] == dict(collections.Counter(
         r for s, r in EXPECTED.values() if s == stage))
   # Labels: native rows as written, TACO mapped, CodeContests from cf_rating 1400.
@@ -149,7 +149,7 @@ def test_test_caps_keep_discriminating_tests(run):
 
 def test_livecodebench_file_round_trip(tmp_path):
   out = tmp_path / "lcb"
-  proc = subprocess.run([sys.executable, "-m", "microcoder_jax.curate", "--inputs", LCB,
+  proc = subprocess.run([sys.executable, "-m", "microcoder_jax.curation", "--inputs", LCB,
                          "--out_dir", str(out), "--workers", "1"],
                         cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
   assert proc.returncode == 0, proc.stderr[-2000:]
@@ -166,6 +166,15 @@ def test_livecodebench_file_round_trip(tmp_path):
   assert curated["abc999_b"].compare == {"float_tol": 1e-6}
   stored = datasets.ArrayRecordProblems(str(out / "tfds"))
   assert sorted(stored[i].id for i in range(len(stored))) == sorted(original)
+
+
+def test_curate_module_is_an_alias_of_the_curation_cli():
+  helps = [subprocess.run([sys.executable, "-m", module, "--help"], cwd=REPO,
+                          capture_output=True, text=True, timeout=120, check=True).stdout
+           for module in ("microcoder_jax.curation", "microcoder_jax.curate")]
+  assert "--inputs" in helps[0] and "--out_dir" in helps[0]
+  # The usage line names the file run (__main__.py, curate.py); the options agree.
+  assert helps[1].split("options:")[1] == helps[0].split("options:")[1]
 
 
 # ------------------------------------------------------------- unit tests
@@ -264,9 +273,9 @@ def test_band_histogram_and_dates():
               "no_date", "before_split", "", "after_split"]
   assert filters.date_reason("", "", "") == ""
   with pytest.raises(ValueError):
-    curate_lib.CurateConfig(band=(0.5, 0.2))
+    pipeline.CurateConfig(band=(0.5, 0.2))
   with pytest.raises(ValueError):
-    curate_lib.CurateConfig(after="Aug 2024")
+    pipeline.CurateConfig(after="Aug 2024")
 
 
 def test_select_predicts_unmeasured_problems(monkeypatch):
@@ -276,9 +285,9 @@ def test_select_predicts_unmeasured_problems(monkeypatch):
   measured = {"p0": 1.0, "p1": 1.0, "p2": 0.0, "p3": 0.0, "p4": 0.5}
   monkeypatch.setattr(difficulty_lib, "measure_pass_rates",
                       lambda *a, **k: {r["id"]: measured[r["id"]] for r in a[2]})
-  cfg = curate_lib.CurateConfig(policy="unused", measure_max=5, band=(0.1, 0.9), samples=4)
-  ledger = curate_lib.Ledger(cands)
-  kept, info, calib = curate_lib.select(cands, cfg, ledger, ev=None)
+  cfg = pipeline.CurateConfig(policy="unused", measure_max=5, band=(0.1, 0.9), samples=4)
+  ledger = pipeline.Ledger(cands)
+  kept, info, calib = pipeline.select(cands, cfg, ledger, ev=None)
   assert calib["fitted"] and calib["score_source"] == "metadata" and calib["b"] < 0
   assert [c.id for c in kept] == ["p4", "p7"]
   reasons = {d["id"]: d["reason"] for d in ledger.decisions()}
@@ -296,9 +305,9 @@ def test_exclude_drops_held_out_duplicates(tmp_path):
       "how many prime numbers p satisfy p <= n.", "public_test_cases": json.dumps(
           [{"input": "2\n", "output": "1\n", "testtype": "stdin"}])}) + "\n")
   cands = [c for c in sources.collect(INPUTS) if not c.error]
-  ledger = curate_lib.Ledger(cands)
-  cfg = curate_lib.CurateConfig(exclude=(str(held_out),))
-  kept, _ = curate_lib.process(cands, cfg, ledger)
+  ledger = pipeline.Ledger(cands)
+  cfg = pipeline.CurateConfig(exclude=(str(held_out),))
+  kept, _ = pipeline.process(cands, cfg, ledger)
   drops = {d["id"]: (d["reason"], d["detail"]) for d in ledger.decisions() if d["reason"]}
   assert drops["primes-count"] == ("contaminated", "exact of e1 (jaccard 1.0)")
   assert drops["primes-count-copy"][0] == "contaminated"

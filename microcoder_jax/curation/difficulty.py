@@ -25,9 +25,9 @@ def measure_pass_rates(policy_path: str, ev, rows: list[dict], *, k: int,
   import transformers  # pylint: disable=g-import-not-at-top
   from flax import nnx  # pylint: disable=g-import-not-at-top
 
-  from microcoder_jax import evals, models  # pylint: disable=g-import-not-at-top
+  from microcoder_jax import heldout, models  # pylint: disable=g-import-not-at-top
   from microcoder_jax.data import prompts  # pylint: disable=g-import-not-at-top
-  from microcoder_jax.data.curate_verify import problem_of  # pylint: disable=g-import-not-at-top
+  from microcoder_jax.curation.verify import problem_of  # pylint: disable=g-import-not-at-top
   from microcoder_jax.sampling import Sampler  # pylint: disable=g-import-not-at-top
 
   if not rows:
@@ -38,10 +38,10 @@ def measure_pass_rates(policy_path: str, ev, rows: list[dict], *, k: int,
   ids = [prompts.encode_prompt(tokenizer, p) for p in problems]
   sampler = Sampler(model, stop_ids=prompts.stop_token_ids(tokenizer),
                     pad_id=tokenizer.pad_token_id or 0)
-  _, _, _, results = evals.run_eval(
+  _, _, _, results = heldout.evaluate_policy(
       sampler, nnx.state(model), ev, tokenizer, problems, ids, k=k,
       max_new_tokens=max_new_tokens, temperature=temperature, top_p=1.0,
-      rng=jax.random.key(seed))
+      rng=jax.random.key(seed), batch_prompts=64)
   passed_PxK = np.asarray([r.verdict == "pass" for r in results]).reshape(len(rows), k)
   return {p.id: float(x) for p, x in zip(problems, passed_PxK.mean(axis=1))}
 

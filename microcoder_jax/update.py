@@ -1,5 +1,8 @@
 """The jitted policy update: micro-batched gradient accumulation, one optax step.
 
+Also the trainer's recompute of log π_θold / log π_ref and the jit
+boundaries (declared shardings, donated state) of both.
+
 One call of `update_step` is one optimizer update on one PPO mini-batch
 (`ppo_mini_batch_size` prompts x G rows). The mini-batch is split into
 micro-batches that are scanned over; each contributes loss_sum / D_global, with
@@ -8,7 +11,7 @@ reproduces the full-batch loss exactly (`policy_loss_terms`). The train state
 is donated. Log-probs come from final hidden states through the chunked
 `token_logprobs`, so [rows, T, V] logits never materialise.
 
-This module needs the model; `microcoder_jax.rl` itself does not import it.
+The loss itself is `rl.policy_loss_terms`; this module adds the model.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import functools
 from typing import Any
 
 import flax.struct
+import numpy as np
 import jax
 import jax.numpy as jnp
 import optax
@@ -26,60 +30,51 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 
 from microcoder_jax.rl import logprobs as logprobs_lib
 from microcoder_jax.rl import losses
+from microcoder_jax.rl.batch import TrainBatch
 
 
 @flax.struct.dataclass
 class TrainState:
+  """Parameters, optimizer state and the count of optimizer updates applied."""
   params: nnx.State
   opt_state: Any
-  step: jax.Array
+  optimizer_updates: jax.Array
 
 
-@flax.struct.dataclass
-class TrainBatch:
-  """Rows = prompt (left-padded, length P) + response (length T).
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class UpdateConfig:
+  """Static parts of an update: the loss's symbols (from an `rl.Objective`)
+  and how the mini-batch is computed."""
+  clip_low: float
+  clip_high: float
+  dual_clip: float | None
+  kl_coef: float
+  kl_estimator: str
+  aggregation: str
+  logprob_chunk: int | None
+  micro_batch_size: int
+  compute_entropy: bool
 
-  Attributes:
-    input_ids_NxL, attention_mask_NxL: prompt ++ response, L = P + T.
-    targets_NxT: response tokens o_t.
-    loss_mask_NxT: response tokens that enter the loss.
-    advantages_N: Â_i after the truncation mask.
-    old_logp_NxT: log π_θold^T(o_t).
-    ref_logp_NxT: log π_ref(o_t) (zeros when β = 0; then never read).
-    temperature_N: the T that sampled each row.
-  """
-
-  input_ids_NxL: jax.Array
-  attention_mask_NxL: jax.Array
-  targets_NxT: jax.Array
-  loss_mask_NxT: jax.Array
-  advantages_N: jax.Array
-  old_logp_NxT: jax.Array
-  ref_logp_NxT: jax.Array
-  temperature_N: jax.Array
+  @classmethod
+  def from_objective(cls, objective, *, micro_batch_size: int, logprob_chunk: int | None,
+                     compute_entropy: bool) -> "UpdateConfig":
+    return cls(**objective.loss_kwargs(), micro_batch_size=micro_batch_size,
+               logprob_chunk=logprob_chunk, compute_entropy=compute_entropy)
 
 
-@dataclasses.dataclass(frozen=True)
-class LossConfig:
-  """Static parts of the objective (scalars that never change per step)."""
-  clip_low: float = 0.2
-  clip_high: float = 0.28
-  dual_clip: float | None = None
-  kl_coef: float = 0.0
-  kl_estimator: str = "k3"
-  aggregation: str = "token-mean"
-  logprob_chunk: int | None = 1024
-  micro_batch_size: int = 8
-  compute_entropy: bool = True
+def lr_schedule(lr: float, warmup_steps: int) -> optax.Schedule:
+  """Learning rate per optimizer update: linear warmup, then constant."""
+  if warmup_steps:
+    return optax.linear_schedule(0.0, lr, warmup_steps)
+  return optax.constant_schedule(lr)
 
 
 def make_optimizer(lr: float, *, warmup_steps: int = 0, weight_decay: float = 0.01,
                    grad_clip: float = 1.0, b1: float = 0.9, b2: float = 0.999,
                    eps: float = 1e-8) -> optax.GradientTransformation:
-  """AdamW with linear warmup to a constant lr and global-norm clipping."""
-  schedule = optax.linear_schedule(0.0, lr, warmup_steps) if warmup_steps else lr
+  """AdamW with `lr_schedule` and global-norm clipping."""
   return optax.chain(optax.clip_by_global_norm(grad_clip),
-                     optax.adamw(schedule, b1=b1, b2=b2, eps=eps,
+                     optax.adamw(lr_schedule(lr, warmup_steps), b1=b1, b2=b2, eps=eps,
                                  weight_decay=weight_decay))
 
 
@@ -135,7 +130,7 @@ def recompute_logprobs(graphdef, params, batch: TrainBatch, *, micro_batch_size:
   return merge_micro_batches(logp)[:n]
 
 
-def _micro_loss(params, graphdef, micro: TrainBatch, denominator, cfg: LossConfig):
+def _micro_loss(params, graphdef, micro: TrainBatch, denominator, cfg: UpdateConfig):
   model = nnx.merge(graphdef, params)
   hidden = response_hidden(model, micro)
   w = model.unembedding_DxV()
@@ -158,7 +153,7 @@ def _micro_loss(params, graphdef, micro: TrainBatch, denominator, cfg: LossConfi
 
 
 def update_step(state: TrainState, batch: TrainBatch, *, graphdef,
-                optimizer: optax.GradientTransformation, cfg: LossConfig):
+                optimizer: optax.GradientTransformation, cfg: UpdateConfig):
   """One optimizer update on a mini-batch; returns (new state, metrics)."""
   n = batch.targets_NxT.shape[0]
   mb = min(cfg.micro_batch_size, n)
@@ -174,33 +169,34 @@ def update_step(state: TrainState, batch: TrainBatch, *, graphdef,
     (l, (m, tok)), g = grad_fn(state.params, graphdef, micro, denominator, cfg)
     grads = jax.tree.map(jnp.add, grads, g)
     msum = jax.tree.map(lambda a, b: a + b * tok, msum, m)
-    return (grads, loss + l, msum, tokens + tok), m
+    return (grads, loss + l, msum, tokens + tok), (m, tok)
 
   zeros = jax.tree.map(jnp.zeros_like, state.params)
   first = jax.tree.map(lambda x: x[0], micro_batches)
   metric_shapes = jax.eval_shape(
       lambda: _micro_loss(state.params, graphdef, first, denominator, cfg)[1][0])
   msum0 = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), metric_shapes)
-  (grads, loss, msum, tokens), per_micro = jax.lax.scan(
+  (grads, loss, msum, tokens), (per_micro, per_micro_tokens) = jax.lax.scan(
       body, (zeros, jnp.zeros(()), msum0, jnp.zeros(())), micro_batches)
   metrics = {k: losses.safe_ratio(v, tokens) for k, v in msum.items()}
-  # Extremes are extremes over micro-batches, not token-weighted means.
-  for k, reduce in (("ratio_min", jnp.min), ("ratio_max", jnp.max)):
+  # Extremes are over the micro-batches that have loss tokens (1 if none).
+  live = per_micro_tokens > 0
+  for k, reduce, fill in (("ratio_min", jnp.min, jnp.inf), ("ratio_max", jnp.max, -jnp.inf)):
     if k in per_micro:
-      metrics[k] = reduce(per_micro[k])
+      metrics[k] = jnp.where(live.any(), reduce(jnp.where(live, per_micro[k], fill)), 1.0)
   updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
   metrics.update(loss=loss, grad_norm=optax.tree.norm(grads),
                  update_norm=optax.tree.norm(updates),
                  param_norm=optax.tree.norm(params), loss_tokens=tokens)
-  return TrainState(params, opt_state, state.step + 1), metrics
+  return TrainState(params, opt_state, state.optimizer_updates + 1), metrics
 
 
 # ------------------------------------------------------------- jit boundary
 def train_state_shardings(param_shardings: nnx.State, optimizer: optax.GradientTransformation,
                           abstract_params: nnx.State, mesh) -> TrainState:
   """Shardings of a TrainState: optimizer moments like their parameters,
-  everything else (counts, the step) replicated."""
+  everything else (counts) replicated."""
   replicated = NamedSharding(mesh, P())
   opt_state = jax.eval_shape(optimizer.init, abstract_params)
   opt_shardings = optax.tree_map_params(
@@ -215,7 +211,7 @@ def batch_sharding(mesh, rows: int) -> NamedSharding:
   return NamedSharding(mesh, P(("data", "fsdp")) if rows % shards == 0 else P())
 
 
-def jit_update_step(graphdef, optimizer, cfg: LossConfig, *, mesh, state_sharding: TrainState,
+def jit_update_step(graphdef, optimizer, cfg: UpdateConfig, *, mesh, state_sharding: TrainState,
                     rows: int):
   """`update_step` jitted with its shardings declared and the state donated."""
   fn = functools.partial(update_step, graphdef=graphdef, optimizer=optimizer, cfg=cfg)
@@ -231,3 +227,24 @@ def jit_recompute(graphdef, *, mesh, param_sharding: nnx.State, rows: int,
                          chunk=chunk)
   rows_sharding = batch_sharding(mesh, rows)
   return jax.jit(fn, in_shardings=(param_sharding, rows_sharding), out_shardings=rows_sharding)
+
+
+def apply_mini_batches(state: TrainState, batch: TrainBatch, update, *,
+                       rows_per_update: int, tokens_per_mini_batch):
+  """Runs `update` on each consecutive mini-batch of a device batch.
+
+  A mini-batch without loss tokens (all rows invalid or masked) is skipped:
+  no optimizer step, so parameters, moments and the update count stay as
+  they are. `tokens_per_mini_batch` comes from the host batch
+  (`rl.batch.mini_batch_tokens`), so deciding costs no device round trip.
+  Returns (state, per-update metrics on device, number of updates skipped).
+  """
+  metrics, skipped = [], 0
+  for i, tokens in enumerate(np.asarray(tokens_per_mini_batch)):
+    if tokens == 0:
+      skipped += 1
+      continue
+    lo = i * rows_per_update
+    state, m = update(state, jax.tree.map(lambda x: x[lo:lo + rows_per_update], batch))
+    metrics.append(m)
+  return state, metrics, skipped

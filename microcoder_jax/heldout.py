@@ -1,4 +1,4 @@
-"""Held-out evaluation: avg@k pass@1, broken down by platform x difficulty.
+"""Held-out evaluation of a policy: avg@k pass@1 by platform x difficulty.
 
 Used every N training steps and by `python -m microcoder_jax.benchmark`. The
 table mirrors the paper's: rows per platform (plus "All"), columns easy /
@@ -14,8 +14,7 @@ from typing import Sequence
 import jax
 import numpy as np
 
-from microcoder_jax.data import prompts
-from microcoder_jax.rl import rollout as rollout_lib
+from microcoder_jax import rollout
 
 DIFFICULTIES = ("easy", "medium", "hard")
 
@@ -47,34 +46,24 @@ def format_table(table: dict[str, dict[str, float]]) -> str:
   return "\n".join(lines)
 
 
-def run_eval(sampler, params, evaluator, tokenizer, problems: Sequence,
-             prompt_ids: Sequence[Sequence[int]], *, k: int, max_new_tokens: int,
-             temperature: float, top_p: float, rng: jax.Array, batch_prompts: int = 64):
-  """Samples k responses per problem and judges them.
+def evaluate_policy(sampler, params, evaluator, tokenizer, problems: Sequence,
+                    prompt_ids: Sequence[Sequence[int]], *, k: int, max_new_tokens: int,
+                    temperature: float, top_p: float, rng: jax.Array, batch_prompts: int):
+  """Samples k responses per problem (at most `batch_prompts` prompts per
+  sampler call) and judges them, through `rollout.sample_and_judge`.
 
-  Returns (metrics, table, samples, results): `samples` are
-  {"id", "completion"} rows and `results` the evaluator's, in the same order.
-  With several processes each judges its own rows and all return the same.
+  Returns (metrics, table, samples, results): `samples` are the judge's
+  {"id", "completion", "prompt_opens_think"} rows and `results` its
+  verdicts, in the same order. With several processes all return the same.
   """
-  samples, results, passed = [], [], []
-  for lo in range(0, len(problems), batch_prompts):
-    chunk, ids = problems[lo:lo + batch_prompts], prompt_ids[lo:lo + batch_prompts]
-    r = sampler.sample(params, ids, num_samples=k, max_new_tokens=max_new_tokens,
-                       temperature=temperature, top_p=top_p,
-                       rng=jax.random.fold_in(rng, lo))
-    r = jax.tree.map(rollout_lib.host_array, r)
-    texts = [prompts.decode_completion(tokenizer, row[:n])
-             for row, n in zip(r.tokens_NxT, r.lengths_N)]
-    rows = rollout_lib.judge_rows(chunk, ids, texts, tokenizer, k)
-    res = evaluator.evaluate({p.id: p for p in chunk}, rows[rollout_lib.own_rows(len(rows))])
-    res = rollout_lib.exchange_results([res])[0]
-    samples += rows
-    results += res
-    passed += [x.verdict == "pass" for x in res]
-  passed_PxK = np.asarray(passed).reshape(len(problems), k)
-  table = pass_at_1_table(problems, passed_PxK)
+  judged = rollout.sample_and_judge(
+      sampler, params, evaluator, tokenizer, problems, prompt_ids, group_size=k,
+      max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p, rng=rng,
+      max_chunk_prompts=batch_prompts)
+  samples = rollout.judge_rows(problems, prompt_ids, judged.texts, tokenizer, k)
+  table = pass_at_1_table(problems, judged.passed_N.reshape(len(problems), k))
   metrics = {"heldout/pass@1": table["All"]["all"]}
   for diff in DIFFICULTIES:
     if diff in table["All"]:
       metrics[f"heldout/pass@1_{diff}"] = table["All"][diff]
-  return metrics, table, samples, results
+  return metrics, table, samples, judged.results

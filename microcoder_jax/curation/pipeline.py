@@ -18,10 +18,10 @@ import os
 import shutil
 import time
 
-from microcoder_jax.data import curate_difficulty as difficulty_lib
-from microcoder_jax.data import curate_filters as filters
-from microcoder_jax.data import curate_sources as sources
-from microcoder_jax.data import curate_verify as verify_lib
+from microcoder_jax.curation import difficulty as difficulty_lib
+from microcoder_jax.curation import filters
+from microcoder_jax.curation import sources
+from microcoder_jax.curation import verify as verify_lib
 from microcoder_jax.evaluator import Evaluator
 
 STAGES = ("collect", "process", "verify", "difficulty")
@@ -30,7 +30,7 @@ _DIFFICULTIES = ("easy", "medium", "hard", "unknown")
 
 @dataclasses.dataclass
 class CurateConfig:
-  """Curation options (the CLI flags of `python -m microcoder_jax.curate`).
+  """Curation options (the CLI flags of `python -m microcoder_jax.curation`).
 
   Attributes:
     min_tests: drop problems with fewer tests.
@@ -272,7 +272,7 @@ def _report(inputs, cfg, ledger, kept, info, seconds) -> dict:
 def write_outputs(out_dir: str, rows: list[dict], report: dict) -> None:
   """problems.jsonl, the array_record build, report.json and report.md."""
   from microcoder_jax.data import datasets  # pylint: disable=g-import-not-at-top
-  from microcoder_jax.data import curate_report  # pylint: disable=g-import-not-at-top
+  from microcoder_jax.curation import report as report_lib  # pylint: disable=g-import-not-at-top
 
   os.makedirs(out_dir, exist_ok=True)
   jsonl = os.path.join(out_dir, "problems.jsonl")
@@ -288,4 +288,4 @@ def write_outputs(out_dir: str, rows: list[dict], report: dict) -> None:
   with open(os.path.join(out_dir, "report.json"), "w", encoding="utf-8") as f:
     json.dump(report, f, indent=1)
   with open(os.path.join(out_dir, "report.md"), "w", encoding="utf-8") as f:
-    f.write(curate_report.markdown(report))
+    f.write(report_lib.markdown(report))
