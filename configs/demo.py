@@ -6,7 +6,7 @@ them carrying each of two family-independent bad habits (see `warm_start.HABITS`
 the held-out split uses unseen parameter settings of the same task families.
 A run takes about 5 minutes on 2 CPU cores; held-out pass@1 (113 problems x 4
 samples, T = 0.6) is measured every 10 steps and rises from about 52% to about
-67% (mean of seeds 0-2, +15 points; see docs/cpu_demo.md for the spread):
+68% (mean of seeds 0-2, +15.5 points; see docs/cpu_demo.md for the spread):
   python -m microcoder_jax.train --config=configs/demo.py --workdir=runs/demo
 Shorter, other objectives or a random init:
   python -m microcoder_jax.train --config=configs/demo.py:steps=2 --workdir=/tmp/demo
