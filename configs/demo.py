@@ -39,8 +39,11 @@ def get_config(arg=None):
   c.rollout.update(num_groups=8, chunks=2)
   c.ppo_mini_batch_size, c.micro_batch_size, c.logprob_chunk = 4, 32, 512
   c.optim.update(lr=1e-4, warmup_steps=0)
-  # Short responses: 4-gram diversity starts near 0.28 here, not near 0.65.
-  c.diversity.alert_floor = 0.1
+  # Short responses: 4-gram diversity starts near 0.25 at T = 1.0 here, not near
+  # 0.65. The target of `rl.temperature=auto` is the plateau D* = 0.337 that
+  # 10-step training probes at T = 0.6, 1.0, 1.4, 1.8 estimated for this policy
+  # (select_temperature --probe-steps 10; docs/temperature.md).
+  c.diversity.update(alert_floor=0.1, target=0.337, probe_prompts=64)
   c.eval.update(every=10, k=4, temperature=0.6, top_p=0.95, max_response_length="64",
                 max_problems=0)
   c.checkpoint.every = 20

@@ -133,7 +133,11 @@ def base_config(objective: str, arg: str | None = None) -> ml_collections.Config
   c.eval = dict(every=20, k=4, temperature=0.6, top_p=0.95,
                 max_response_length=str(a.max_response_length), max_problems=0)
   c.checkpoint = dict(every=20, keep=3)
-  c.diversity = dict(ngram=4, alert_floor=0.5, alert_patience=20)
+  # Response diversity D: its n-gram size, `auto` temperature selection (the
+  # lowest candidate T whose D on `probe_prompts` training prompts reaches
+  # `target`), and the low-diversity alert.
+  c.diversity = dict(ngram=4, target=0.65, candidates="0.6,0.8,1.0,1.2,1.4,1.6,1.8",
+                     probe_prompts=64, alert_floor=0.5, alert_patience=20)
   c.export = True
   if a.runlocal:
     runlocal(c)
@@ -204,6 +208,14 @@ def check(c) -> Objective:
   return obj
 
 
+def _positive_floats(text: str) -> bool:
+  try:
+    values = [float(t) for t in str(text).split(",")]
+  except ValueError:
+    return False
+  return bool(values) and all(math.isfinite(v) and v > 0 for v in values)
+
+
 def _checks(c, obj: Objective):
   def pos(x):
     return isinstance(x, (int, float)) and math.isfinite(x) and x > 0
@@ -250,6 +262,10 @@ def _checks(c, obj: Objective):
       (c.checkpoint.every >= 0, "checkpoint.every", "must be >= 0 (0: only at the end)"),
       (c.checkpoint.keep >= 1, "checkpoint.keep", "must be >= 1"),
       (c.diversity.ngram >= 1, "diversity.ngram", "must be >= 1"),
+      (0 < c.diversity.target <= 1, "diversity.target", "must be in (0, 1]"),
+      (_positive_floats(c.diversity.candidates), "diversity.candidates",
+       "must be comma-separated temperatures > 0"),
+      (c.diversity.probe_prompts >= 1, "diversity.probe_prompts", "must be >= 1"),
       (c.diversity.alert_patience >= 1, "diversity.alert_patience", "must be >= 1"),
       (c.data.max_prompt_length >= 1, "data.max_prompt_length", "must be >= 1"),
   ]

@@ -41,7 +41,7 @@ from microcoder_jax.rl import batch as batch_lib
 from microcoder_jax.rl.schedule import StagedSchedule
 from microcoder_jax.sampling import Sampler
 from microcoder_jax.sampling.sampler import bucket_length
-from microcoder_jax.sampling.temperature import TemperatureController
+from microcoder_jax.sampling.temperature import TemperatureController, choose_by_target
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Experiment config file.",
@@ -139,10 +139,11 @@ def write_run_files(workdir: str, c, model, tokenizer) -> None:
 
 
 def prng_streams(key: jax.Array) -> dict[str, jax.Array]:
-  """Independent streams: rollout sampling, CTM draws U_i, held-out sampling;
-  each is folded with the RL step (and the rollout stream with the round)."""
+  """Independent streams: rollout sampling, CTM draws U_i, held-out sampling
+  and `auto` temperature selection; each is folded with the RL step (and the
+  rollout stream with the round)."""
   return {name: jax.random.fold_in(key, i)
-          for i, name in enumerate(("rollout", "ctm", "heldout"))}
+          for i, name in enumerate(("rollout", "ctm", "heldout", "select"))}
 
 
 def load_data(c, tokenizer):
@@ -223,6 +224,39 @@ def fill_logprobs(batch, objective, recompute, params, ref_params):
   return batch, metrics
 
 
+def probe_prompts(problems, prompt_of, n: int, seed: int):
+  """(problems, prompt ids) of `n` training prompts for temperature selection:
+  a fixed seeded sample, drawn without touching the training order."""
+  order = np.random.default_rng(seed).permutation(len(problems))[:n]
+  chosen = [problems[i] for i in sorted(order)]
+  return chosen, [prompt_of[p.id] for p in chosen]
+
+
+def select_auto_temperature(c, objective, controller, stage, rl_step, sampler, params,
+                            evaluator, tokenizer, probe, chunk_rows, key, workdir) -> None:
+  """Resolves an `auto` T stage: the lowest candidate T whose diversity on the
+  probe prompts (current policy, G responses each, L_max(step)) reaches
+  `diversity.target`; logged, written to the workdir, and checkpointed with
+  the controller."""
+  from microcoder_jax import select_temperature  # pylint: disable=g-import-not-at-top
+  g = objective.group_size
+  candidates = [float(t) for t in c.diversity.candidates.split(",")]
+  measurements = select_temperature.measure_temperatures(
+      sampler, params, evaluator, tokenizer, *probe, temperatures=candidates,
+      group_size=g, max_new_tokens=objective.max_response_length_at(rl_step), rng=key,
+      ngram=c.diversity.ngram, top_p=c.rollout.top_p,
+      max_chunk_prompts=chunk_rows // g if chunk_rows else 0)
+  choice = choose_by_target(measurements, c.diversity.target)
+  controller.resolve(stage, choice, measurements)
+  log.info("auto temperature at RL step %d:\n%s\nchosen T = %g: %s", rl_step,
+           select_temperature.format_table(measurements, choice), choice.temperature,
+           choice.reason)
+  if workdir:
+    select_temperature.write_outputs(
+        os.path.join(workdir, f"temperature_stage{stage}"), measurements, choice,
+        c.diversity.target, {"rl_step": rl_step, "stage": stage})
+
+
 def main(argv):
   del argv
   c, workdir = FLAGS.config, FLAGS.workdir
@@ -247,6 +281,8 @@ def main(argv):
   tokenizer = load_tokenizer(c)
   stop_ids = prompts.stop_token_ids(tokenizer, tuple(c.rollout.stop_tokens))
   prompt_of, data_iter, eval_problems, eval_ids = load_data(c, tokenizer)
+  probe = probe_prompts(data_iter.problems, prompt_of, c.diversity.probe_prompts,
+                        c.data.shuffle_seed)
 
   # ------------------------------------------------ policy, optimizer, state
   # Resume precedence: a checkpoint in workdir > init_from > random init.
@@ -327,7 +363,14 @@ def main(argv):
              desc="train", disable=not is_main, dynamic_ncols=True)
   with sharding.use_mesh(mesh):
     for rl_step in bar:
-      temperature = objective.temperature_at(rl_step)
+      stage = controller.pending_stage(rl_step)
+      if stage is not None:  # an `auto` stage starts: choose T from diversity
+        with timer("select_temperature"):
+          select_auto_temperature(c, objective, controller, stage, rl_step, sampler,
+                                  state.params, evaluator, tokenizer, probe, chunk_rows,
+                                  jax.random.fold_in(streams["select"], rl_step),
+                                  workdir if is_main else None)
+      temperature = controller.temperature(rl_step)
       length = objective.max_response_length_at(rl_step)
       step_key = jax.random.fold_in(streams["rollout"], rl_step)
       collected = rollout_lib.collect_groups(

@@ -382,3 +382,28 @@ def test_logged_lr_is_the_scheduled_rate_the_optimizer_uses():
     updates, state = opt.update(grads, state, params)
     steps.append(float(-updates["w"][0]))
   assert steps == pytest.approx([float(lr(u)) for u in range(5)], rel=1e-3, abs=1e-9)
+
+
+def test_auto_temperature_is_chosen_once_and_survives_resume(tmp_path):
+  wd = tmp_path / "auto"
+  args = ("--config.rl.temperature=auto", "--config.diversity.candidates=0.5,1.5",
+          "--config.diversity.probe_prompts=4", "--config.diversity.target=0.2",
+          "--config.data.eval=", "--config.checkpoint.every=1", "--config.export=False")
+  first = _train(wd, "steps=1", *args)
+  assert "auto temperature at RL step 0" in first.stderr
+  chosen = json.loads((wd / "temperature_stage0" / "temperature.json").read_text())
+  assert chosen["temperature"] in (0.5, 1.5) and len(chosen["measurements"]) == 2
+  second = _train(wd, "steps=2", *args)  # a new process resumes from the checkpoint
+  assert "auto temperature" not in second.stderr  # not chosen again
+  temps = [r["sampling/temperature"] for r in _metrics(wd) if "sampling/temperature" in r]
+  assert temps == [chosen["temperature"]] * 2
+
+
+@pytest.mark.parametrize("spec", ["auto@", "0.6,auto", "-0.5", "ramp:0.6,1.2@10",
+                                  "0.6,auto@x"])
+def test_invalid_temperature_specs_fail_before_any_work(spec):
+  c = _load_config(os.path.join(ROOT, "configs", "demo.py"))
+  c.unlock()
+  c.rl.temperature = spec
+  with pytest.raises(config_lib.ConfigError, match="rl.temperature"):
+    config_lib.check(c)

@@ -4,7 +4,8 @@ The paper's symbols and where they act:
   G      `group_size`            responses per prompt; Â_i is group-relative.
   T      `temperature`           sampling temperature, also inside r_i(θ)
                                   (log-probs under softmax(logits / T)); a
-                                  staged schedule such as "0.6,1.2@140".
+                                  staged schedule such as "0.6,1.2@140", where
+                                  a stage may be "auto" (chosen from diversity).
   L_max  `max_response_length`   response budget; staged, e.g. "6144,8192@260".
   ε      `clip_eps_low`          r_i(θ) clipped below at 1 − ε.
   ε_high `clip_eps_high`         clipped above at 1 + ε_high (clip-higher).
@@ -50,7 +51,7 @@ class Objective:
   Attributes:
     name: a label (the preset it came from).
     group_size: G.
-    temperature: T schedule; every stage must be > 0.
+    temperature: T schedule; every stage must be > 0 or `auto`.
     allow_ramp: allow a "ramp:..." T schedule (ablations only).
     max_response_length: L_max schedule, whole tokens.
     adv_estimator: "grpo", "drgrpo", "rloo" or a registered estimator.
@@ -114,8 +115,9 @@ class Objective:
       if not ok:
         raise ObjectiveError(field, f"{field}={getattr(self, field)!r} {why} "
                              f"(objective {self.name!r})")
-    temps = self._schedule("temperature", allow_ramp=self.allow_ramp).values
-    if min(temps) <= 0:
+    temps = [t for t in self._schedule("temperature", allow_ramp=self.allow_ramp).values
+             if t is not None]
+    if temps and min(temps) <= 0:
       raise ObjectiveError("temperature", f"temperature={self.temperature!r}: training "
                            "needs T > 0 in every stage (T also divides the logits of "
                            f"r_i(θ)) (objective {self.name!r})")
@@ -170,7 +172,8 @@ class Objective:
 
   def _schedule(self, field: str, allow_ramp: bool = False) -> StagedSchedule:
     try:
-      return StagedSchedule.parse(getattr(self, field), allow_ramp=allow_ramp, name=field)
+      return StagedSchedule.parse(getattr(self, field), allow_ramp=allow_ramp,
+                                  allow_auto=field == "temperature", name=field)
     except ValueError as e:
       raise ObjectiveError(field, f"{e} (objective {self.name!r})") from e
 
@@ -183,8 +186,9 @@ class Objective:
   def length_schedule(self) -> StagedSchedule:
     return self._schedule("max_response_length")
 
-  def temperature_at(self, rl_step: int) -> float:
-    """T at an RL step."""
+  def temperature_at(self, rl_step: int) -> float | None:
+    """T at an RL step; None in an `auto` stage (the trainer's temperature
+    controller resolves it from measured diversity)."""
     return self.temperature_schedule(rl_step)
 
   def max_response_length_at(self, rl_step: int) -> int:

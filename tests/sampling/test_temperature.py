@@ -1,6 +1,7 @@
 """Temperature schedules, the diversity metric (vs a brute-force reference),
 the selection rule and the checkpointable controller."""
 
+import json
 import logging
 
 import numpy as np
@@ -8,7 +9,7 @@ import pytest
 
 from microcoder_jax.rl.diversity import group_diversity, response_diversity
 from microcoder_jax.rl.schedule import StagedSchedule
-from microcoder_jax.sampling.temperature import TemperatureController, select_temperature
+from microcoder_jax.sampling.temperature import Choice, TemperatureController, measure
 
 
 def test_constant_and_staged_schedules():
@@ -69,33 +70,34 @@ def test_diversity_edge_cases():
     response_diversity(same, np.full(4, 10), 3)
 
 
-def test_select_lowest_temperature_reaching_target():
-  fake_d = {0.6: 0.45, 0.8: 0.55, 1.0: 0.62, 1.2: 0.68, 1.4: 0.8, 1.6: 0.9, 1.8: 0.97}
-  calls = []
-
-  def sample_fn(t):
-    calls.append(t)
-    # One 103-token response with k + 1 distinct 4-grams out of 100, so
-    # D = fake_d[t] + 0.01.
-    k = round(fake_d[t] * 100)
-    seq = np.concatenate([np.arange(k), [1000] * (103 - k)])
-    return seq[None], np.array([103])
-
-  result = select_temperature(sample_fn, group_size=1, target=0.65)
-  assert result.temperature == 1.2
-  assert calls == [0.6, 0.8, 1.0, 1.2]  # stops probing once found
-  assert result.diversity[1.2] >= 0.65
+def test_measure_reports_diversity_entropy_length_and_pass_rate():
+  tokens = np.array([[1, 2, 3, 4, 5, 0], [1, 2, 3, 4, 9, 9]])
+  logp = np.array([[-1.0] * 5 + [0.0], [-2.0] * 6])
+  m = measure(0.8, tokens_NxT=tokens, lengths_N=np.array([5, 6]), logprobs_NxT=logp,
+              truncated_N=np.array([False, True]), group_size=2, ngram=2,
+              passed_N=np.array([True, False]))
+  # Bigrams: (1,2)(2,3)(3,4)(4,5) + (1,2)(2,3)(3,4)(4,9)(9,9): 6 distinct of 9.
+  assert m.diversity == pytest.approx(6 / 9)
+  assert m.entropy == pytest.approx((5 * 1.0 + 6 * 2.0) / 11)
+  assert (m.length_mean, m.truncated_frac, m.pass_at_1) == (5.5, 0.5, 0.5)
 
 
-def test_select_rejects_too_diverse_and_falls_back():
-  table = {0.6: 0.30, 1.0: 0.40, 1.8: 0.97}
-
-  def sample_fn(t):
-    k = round(table[t] * 100)
-    return np.concatenate([np.arange(k), [1000] * (103 - k)])[None], np.array([103])
-
-  result = select_temperature(sample_fn, 1, candidates=(0.6, 1.0, 1.8), target=0.65)
-  assert result.temperature == 1.0 and "no T reached" in result.reason
+def test_controller_resolves_auto_stages_once_and_keeps_them(caplog):
+  ctl = TemperatureController(StagedSchedule.parse("0.6,auto@3", allow_auto=True))
+  assert ctl.pending_stage(0) is None and ctl.temperature(2) == 0.6
+  assert ctl.pending_stage(3) == 1 and ctl.temperature(3) is None
+  with caplog.at_level(logging.INFO):
+    ctl.resolve(1, Choice(1.2, "target D >= 0.65", "lowest T"), [measure(
+        1.2, tokens_NxT=np.ones((2, 4), int), lengths_N=np.array([4, 4]),
+        logprobs_NxT=np.zeros((2, 4)), truncated_N=np.zeros(2, bool), group_size=2,
+        ngram=2)])
+  assert ctl.pending_stage(3) is None and ctl.temperature(10) == 1.2
+  assert "stage 1 set to T = 1.2" in caplog.text
+  state = json.loads(json.dumps(ctl.state_dict(), default=lambda x: None))
+  restored = TemperatureController(StagedSchedule.parse("0.6,auto@3", allow_auto=True))
+  restored.load_state_dict(state)  # after a restart: no new selection
+  assert restored.pending_stage(5) is None and restored.temperature(5) == 1.2
+  assert restored.choices[1]["temperature"] == 1.2
 
 
 def test_controller_logs_and_round_trips(caplog):
