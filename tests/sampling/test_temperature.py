@@ -106,7 +106,7 @@ def test_controller_logs_and_round_trips(caplog):
   with caplog.at_level(logging.WARNING):
     for step, d in enumerate([0.7, 0.4, 0.3, 0.6]):
       metrics = ctl.update(step, d)
-  assert "diversity below 0.50 for 2 steps" in caplog.text
+  assert "diversity below 0.50 for 2 steps" in caplog.text and "Recommended: raise T" in caplog.text
   assert metrics["sampling/temperature"] == 1.2 and metrics["sampling/low_diversity_steps"] == 0
   restored = TemperatureController(StagedSchedule.parse("0.6,1.2@3"))
   restored.load_state_dict(ctl.state_dict())
