@@ -19,6 +19,7 @@ _CORE = [
     "tensorboardX",
     "matplotlib",
     "absl-py",
+    "jinja2",  # transformers' apply_chat_template renders chat templates with it
 ]
 
 setuptools.setup(
@@ -28,7 +29,16 @@ setuptools.setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     packages=setuptools.find_packages(include=["microcoder_jax", "microcoder_jax.*"]),
-    python_requires=">=3.10",
+    license="Apache-2.0",
+    license_files=["LICENSE"],
+    classifiers=[
+        "License :: OSI Approved :: Apache Software License",
+        "Programming Language :: Python :: 3",
+        "Programming Language :: Python :: 3.11",
+        "Programming Language :: Python :: 3.12",
+        "Topic :: Scientific/Engineering :: Artificial Intelligence",
+    ],
+    python_requires=">=3.11",  # jax >= 0.7 publishes no wheels for 3.10
     install_requires=_CORE,
     extras_require={
         # torch is only the HF reference for parity tests; CPU build, pinned.
