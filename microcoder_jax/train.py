@@ -427,7 +427,7 @@ def main(argv):
   ckpt.close()
   evaluator.close()
   writer.close()
-  finish(c, workdir, writer.path, graphdef, state.params, tokenizer, is_main)
+  finish(c, workdir, writer.path, graphdef, state.params, tokenizer, stop_ids, is_main)
 
 
 def metric_means(dicts) -> dict[str, float]:
@@ -436,7 +436,8 @@ def metric_means(dicts) -> dict[str, float]:
   return {k: float(np.mean([float(d[k]) for d in dicts])) for k in keys}
 
 
-def finish(c, workdir, metrics_path, graphdef, params, tokenizer, is_main) -> None:
+def finish(c, workdir, metrics_path, graphdef, params, tokenizer, stop_ids,
+           is_main) -> None:
   """Plots, the report and the exported policy."""
   if is_main and os.path.exists(metrics_path):
     rows = metrics_lib.read_metrics(metrics_path)
@@ -445,7 +446,7 @@ def finish(c, workdir, metrics_path, graphdef, params, tokenizer, is_main) -> No
     print(f"\nplot: {png}\nreport: {report}")
   if c.export:
     save_pretrained(nnx.merge(graphdef, params), os.path.join(workdir, "export"),
-                    tokenizer=tokenizer if is_main else None)
+                    tokenizer=tokenizer if is_main else None, stop_ids=stop_ids)
     if is_main:
       print(f"exported policy: {os.path.join(workdir, 'export')}")
 

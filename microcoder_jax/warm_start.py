@@ -174,7 +174,8 @@ def main():
   model, _ = train(tokenizer, steps=args.steps, batch=args.batch, lr=args.lr,
                    seed=args.seed, noise=args.noise)
   print(f"trained {args.steps} steps in {time.perf_counter() - t0:.0f}s")
-  save_pretrained(model, args.out, tokenizer=tokenizer, dtype="bfloat16")
+  save_pretrained(model, args.out, tokenizer=tokenizer, dtype="bfloat16",
+                  stop_ids=prompts.stop_token_ids(tokenizer))
   for split in ("synthetic_train", "synthetic_heldout"):
     rate, table = heldout_pass_rate(model, tokenizer, split=split)
     print(f"{split}: pass@1 (avg@4, T=0.6) = {100 * rate:.1f}%")

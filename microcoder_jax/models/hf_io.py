@@ -19,7 +19,7 @@ import re
 import shutil
 import struct
 import tempfile
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import jax
 import ml_dtypes
@@ -322,8 +322,14 @@ def _device_put_stacked(per_layer: dict[int, np.ndarray], shape, target: NamedSh
 
 # ----------------------------------------------------------------- save
 def save_pretrained(model: Decoder, path: str, *, tokenizer: Any = None,
-                    max_shard_bytes: int = 4 << 30, dtype: str | None = None) -> None:
+                    max_shard_bytes: int = 4 << 30, dtype: str | None = None,
+                    stop_ids: Sequence[int] = ()) -> None:
   """Writes `config.json` + safetensors that transformers and vLLM load.
+
+  `stop_ids` (the sampler's stop tokens: EOS and the chat end marker) become
+  `eos_token_id` in `config.json` and `generation_config.json`, so
+  `generate` and vLLM stop where the trained policy stops. Files are
+  readable by everyone (0644, directory 0755).
 
   Shards are planned from shapes, then gathered and written one file at a
   time, so host memory holds at most one file's tensors. Files go into a
@@ -376,10 +382,24 @@ def save_pretrained(model: Decoder, path: str, *, tokenizer: Any = None,
       with open(os.path.join(tmp, "model.safetensors.index.json"), "w") as f:
         json.dump({"metadata": {"total_size": total}, "weight_map": weight_map},
                   f, indent=2)
+    hf_config = cfg.to_hf()
+    generation = {}
+    if stop_ids:
+      eos = [int(i) for i in stop_ids]
+      generation["eos_token_id"] = hf_config["eos_token_id"] = eos[0] if len(eos) == 1 else eos
+    pad = getattr(tokenizer, "pad_token_id", None)
+    if pad is not None:
+      generation["pad_token_id"] = hf_config["pad_token_id"] = int(pad)
     with open(os.path.join(tmp, "config.json"), "w") as f:
-      json.dump(cfg.to_hf(), f, indent=2)
+      json.dump(hf_config, f, indent=2)
+    if generation:
+      with open(os.path.join(tmp, "generation_config.json"), "w") as f:
+        json.dump(generation, f, indent=2)
     if tokenizer is not None:
       tokenizer.save_pretrained(tmp)
+    os.chmod(tmp, 0o755)
+    for name in os.listdir(tmp):
+      os.chmod(os.path.join(tmp, name), 0o644)
     if os.path.isdir(path):
       for f in os.listdir(tmp):
         os.replace(os.path.join(tmp, f), os.path.join(path, f))

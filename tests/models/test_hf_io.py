@@ -166,3 +166,35 @@ def test_unsupported_architecture(qwen3_dir):
 def test_not_a_directory_or_repo(tmp_path):
   with pytest.raises(CheckpointError, match="no-such-org/no-such-model"):
     from_pretrained("no-such-org/no-such-model")
+
+
+def test_export_generates_and_stops_like_our_sampler(tmp_path):
+  """The demo policy, exported with its stop tokens, generates greedily in
+  transformers exactly what our sampler does, and stops at the end marker."""
+  import jax
+  import torch
+  from flax import nnx
+  from microcoder_jax.data import datasets, prompts, tiny_tokenizer
+  from microcoder_jax.models import from_pretrained, save_pretrained
+  from microcoder_jax.sampling import Sampler
+  tok = tiny_tokenizer.load()
+  model = from_pretrained(os.path.join(datasets.BUNDLED_DIR, "tiny_policy"), dtype="float32",
+                          param_dtype="float32")
+  stop = prompts.stop_token_ids(tok)
+  save_pretrained(model, str(tmp_path / "export"), tokenizer=tok, stop_ids=stop)
+  gen = json.loads((tmp_path / "export" / "generation_config.json").read_text())
+  assert gen["eos_token_id"] in (stop, stop[0])
+  assert oct(os.stat(tmp_path / "export" / "config.json").st_mode)[-3:] == "644"
+  hf = transformers.AutoModelForCausalLM.from_pretrained(str(tmp_path / "export"),
+                                                         torch_dtype=torch.float32)
+  problems = datasets.load_dataset("bundled:synthetic_train")[:3]
+  sampler = Sampler(model, stop_ids=stop, pad_id=tok.pad_token_id or 0)
+  for p in problems:
+    ids = prompts.encode_prompt(tok, p)
+    out = hf.generate(torch.tensor([ids]), max_new_tokens=64, do_sample=False)
+    hf_new = out[0, len(ids):].tolist()
+    r = sampler.sample(nnx.state(model), [ids], num_samples=1, max_new_tokens=64,
+                       temperature=0.0, rng=jax.random.key(0))
+    ours = np.asarray(r.tokens_NxT)[0, :int(r.lengths_N[0])].tolist()
+    assert hf_new == ours, p.id
+    assert ours[-1] in stop and not bool(r.truncated_N[0])  # stopped at the end marker
