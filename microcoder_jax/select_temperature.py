@@ -138,24 +138,31 @@ def run_probes(config: str, model: str, problems: str, temperatures, steps: int,
 
 
 def _args(argv=None):
-  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  p.add_argument("--model", required=True)
-  p.add_argument("--problems", required=True)
-  p.add_argument("--temperatures", default=",".join(f"{t:g}" for t in DEFAULT_CANDIDATES))
-  p.add_argument("--prompts", type=int, default=64)
-  p.add_argument("--group-size", type=int, default=8)
-  p.add_argument("--max-new-tokens", type=int, default=4096)
+  p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+  p.add_argument("--model", required=True, help="HF repo id, HF directory or training workdir")
+  p.add_argument("--problems", required=True,
+                 help="problem file, bundled:NAME, hf:DATASET[:SPLIT] or tfds:DIR")
+  p.add_argument("--temperatures", default=",".join(f"{t:g}" for t in DEFAULT_CANDIDATES),
+                 help="candidate T, comma-separated")
+  p.add_argument("--prompts", type=int, default=64, help="training prompts (seeded sample)")
+  p.add_argument("--group-size", type=int, default=8, help="G: responses per prompt")
+  p.add_argument("--max-new-tokens", type=int, default=4096,
+                 help="L_max; use the training one")
   rule = p.add_mutually_exclusive_group()
-  rule.add_argument("--target", type=float, default=None)
-  rule.add_argument("--probe-steps", type=int, default=0)
+  rule.add_argument("--target", type=float, default=None,
+                    help=f"target diversity (default rule, {DEFAULT_TARGET})")
+  rule.add_argument("--probe-steps", type=int, default=0,
+                    help="training steps per candidate T for the probe rule (0: off)")
   p.add_argument("--config", default="configs/demo.py", help="training config of the probes")
-  p.add_argument("--max-drop", type=float, default=0.15)
-  p.add_argument("--ngram", type=int, default=4)
-  p.add_argument("--top-p", type=float, default=1.0)
-  p.add_argument("--seed", type=int, default=0)
-  p.add_argument("--workers", type=int, default=0)
-  p.add_argument("--timeout", type=float, default=6.0)
-  p.add_argument("--out", required=True)
+  p.add_argument("--max-drop", type=float, default=0.15,
+                 help="probe rule: the largest allowed fall of D, as a fraction")
+  p.add_argument("--ngram", type=int, default=4, help="n of the diversity metric")
+  p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling")
+  p.add_argument("--seed", type=int, default=0, help="prompt sample and sampling seed")
+  p.add_argument("--workers", type=int, default=0, help="judge workers (0: usable cores)")
+  p.add_argument("--timeout", type=float, default=6.0, help="judge CPU seconds per test")
+  p.add_argument("--out", required=True, help="directory for temperature.json and the plot")
   a = p.parse_args(argv)
   try:
     a.temperatures = sorted({float(t) for t in a.temperatures.split(",")})

@@ -160,12 +160,15 @@ def heldout_pass_rate(model, tokenizer, *, k=4, temperature=0.6, seed=0,
 
 
 def main():
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--out", default=os.path.join(datasets.BUNDLED_DIR, "tiny_policy"))
-  parser.add_argument("--steps", type=int, default=300)
-  parser.add_argument("--batch", type=int, default=16)
-  parser.add_argument("--lr", type=float, default=3e-3)
-  parser.add_argument("--seed", type=int, default=0)
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                   formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+  parser.add_argument("--out", default="runs/tiny_policy",
+                      help="HF directory to write (the bundled demo policy lives in "
+                           "microcoder_jax/data/bundled/tiny_policy)")
+  parser.add_argument("--steps", type=int, default=300, help="fine-tuning steps")
+  parser.add_argument("--batch", type=int, default=16, help="reference solutions per step")
+  parser.add_argument("--lr", type=float, default=3e-3, help="AdamW learning rate")
+  parser.add_argument("--seed", type=int, default=0, help="init and data seed")
   parser.add_argument("--noise", type=float, default=0.3,
                       help="probability of each bad habit in a warm-start target")
   args = parser.parse_args()
