@@ -65,6 +65,21 @@ def stdin_tolerance(expected: str, opts: dict):
   return None
 
 
+def first_difference(out: bytes, expected: str, cap: int = 24) -> str:
+  """A short, user-facing excerpt of the first token where `out` differs from
+  `expected` (for `Result.detail`; never shown to the program)."""
+  got = _tokens(out.decode("utf-8", "replace"))
+  want = _tokens(expected)
+  clip = lambda t: repr(t if len(t) <= cap else t[:cap] + "...")
+  for k, (g, w) in enumerate(zip(got, want)):
+    if g != w:
+      return f"token {k + 1}: expected {clip(w)}, got {clip(g)}"
+  if len(got) != len(want):
+    return (f"expected {len(want)} tokens, got {len(got)}"
+            + (f"; first extra {clip(got[len(want)])}" if len(got) > len(want) else ""))
+  return "tokens equal; layout differs (lines or spacing)"
+
+
 def judge_stdout(out: bytes, expected: str, opts: dict) -> bool:
   """The stdin cascade S1-S5 (the checker is run by the orchestrator)."""
   if out == expected.encode("utf-8", "surrogatepass"):  # S1

@@ -45,7 +45,11 @@ def judge_test(prob, test, head, blobs, tl, comparator, nonzero_exit_is_re,
       ok = False
     if not ok and prob.checker and comparator != "lcb":
       ok = checker(prob, test, out)
-    return (None, "") if ok else ("wrong_answer", "")
+    if ok:
+      return None, ""
+    diff = compare.first_difference(out, test.output)
+    return "wrong_answer", diff + (" (vs the reference; the checker accepts others)"
+                                   if prob.checker and comparator != "lcb" else "")
   try:
     got = compare.parse_result(res, prob.compare)
   except _BAD_OUTPUT:

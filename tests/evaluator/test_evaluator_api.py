@@ -69,6 +69,12 @@ def test_empty_or_unknown_problem_is_never_a_pass(ev):
   assert [r.verdict for r in res] == ["eval_error", "eval_error"]
 
 
+def test_wrong_answer_detail_shows_the_first_difference(ev):
+  res = ev.evaluate({"add": ADD}, [{"id": "add", "code": LAST_WRONG}])[0]
+  assert res.verdict == "wrong_answer"
+  assert res.detail.startswith("test 4: token 1: expected '8', got '9'"), res.detail
+
+
 def test_failure_detail_carries_the_stderr_tail(ev):
   code = "import sys\nprint('note', file=sys.stderr)\nraise ValueError('boom-17')"
   res = ev.evaluate({"add": ADD}, [{"id": "add", "code": code}])[0]
