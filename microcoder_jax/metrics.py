@@ -89,6 +89,28 @@ class PhaseTimer:
     return out
 
 
+def memory_metrics() -> dict[str, float]:
+  """Peak memory so far: of the first local accelerator when it reports it
+  (`perf/peak_device_gib`), and of this host process (`perf/peak_host_gib`)."""
+  import resource  # pylint: disable=g-import-not-at-top
+  out = {"perf/peak_host_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
+  stats = jax.local_devices()[0].memory_stats() or {}
+  if "peak_bytes_in_use" in stats:
+    out["perf/peak_device_gib"] = stats["peak_bytes_in_use"] / 2**30
+  return out
+
+
+def heldout_summary(rows: list[dict], *, k: int, temperature: float) -> str:
+  """"held-out pass@1 start -> best -> end" over a run's metrics ('' if none)."""
+  held = [(r["step"], r["heldout/pass@1"]) for r in rows if "heldout/pass@1" in r]
+  if not held:
+    return ""
+  best = max(held, key=lambda x: x[1])
+  return (f"held-out pass@1 (avg@{k}, T = {temperature:g}): {100 * held[0][1]:.1f}% at step "
+          f"{held[0][0]} -> best {100 * best[1]:.1f}% at step {best[0]} -> "
+          f"{100 * held[-1][1]:.1f}% at step {held[-1][0]}")
+
+
 def check_finite(step: int, metrics: Mapping[str, float],
                  keys: Iterable[str] = ("loss", "grad_norm")) -> None:
   """Stops the run on a NaN/inf loss or gradient, naming the step and metric."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 
 import jax
 import jax.numpy as jnp
@@ -363,6 +364,7 @@ def main(argv):
              desc="train", disable=not is_main, dynamic_ncols=True)
   with sharding.use_mesh(mesh):
     for rl_step in bar:
+      step_start = time.perf_counter()
       stage = controller.pending_stage(rl_step)
       if stage is not None:  # an `auto` stage starts: choose T from diversity
         with timer("select_temperature"):
@@ -417,6 +419,8 @@ def main(argv):
         if is_main:
           bar.write(f"RL step {rl_step + 1}: held-out pass@1 "
                     f"{100 * m['heldout/pass@1']:.1f}%")
+      step_metrics.update(metrics_lib.memory_metrics(),
+                          **{"time/step_s": time.perf_counter() - step_start})
       writer.write(rl_step + 1, step_metrics)
       bar.set_postfix(reward=f"{step_metrics['reward/mean']:.3f}",
                       len=f"{step_metrics['rollout/length_mean']:.0f}",
@@ -443,7 +447,9 @@ def finish(c, workdir, metrics_path, graphdef, params, tokenizer, stop_ids,
     rows = metrics_lib.read_metrics(metrics_path)
     png = metrics_lib.plot_run(rows, os.path.join(workdir, "curves.png"))
     report = metrics_lib.write_report(rows, os.path.join(workdir, "report.md"), c, png)
-    print(f"\nplot: {png}\nreport: {report}")
+    summary = metrics_lib.heldout_summary(rows, k=c.eval.k, temperature=c.eval.temperature)
+    print(f"\n{summary}\nplot: {png}\nreport: {report}" if summary
+          else f"\nplot: {png}\nreport: {report}")
   if c.export:
     save_pretrained(nnx.merge(graphdef, params), os.path.join(workdir, "export"),
                     tokenizer=tokenizer if is_main else None, stop_ids=stop_ids)

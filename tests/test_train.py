@@ -53,13 +53,15 @@ def _deterministic(row):
 def test_demo_runs_end_to_end_and_resumes_identically(tmp_path):
   # Uninterrupted: 3 steps.
   full = tmp_path / "full"
-  _train(full, "steps=3", "--config.checkpoint.every=1", "--config.eval.every=3")
+  proc = _train(full, "steps=3", "--config.checkpoint.every=1", "--config.eval.every=3")
+  assert "held-out pass@1 (avg@2, T = 0.6): " in proc.stdout and " -> best " in proc.stdout
   rows = _metrics(full)
   assert [r["step"] for r in rows] == [0, 1, 2, 3]  # step 0: held-out baseline
   train_rows = [r for r in rows if "reward/mean" in r]
   assert [r["step"] for r in train_rows] == [1, 2, 3]
   for key in ("reward/mean", "rollout/length_mean", "rollout/diversity", "actor/grad_norm",
-              "sampling/temperature", "ctm/masked_frac", "time/update_s"):
+              "sampling/temperature", "ctm/masked_frac", "time/update_s", "time/step_s",
+              "perf/peak_host_gib"):
     assert key in train_rows[-1]
   assert any("heldout/pass@1" in r for r in rows)
   # The warm-started policy solves some problems, so the update sees real signal.
