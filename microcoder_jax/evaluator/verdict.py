@@ -35,33 +35,33 @@ def judge_test(prob, test, head, blobs, tl, comparator, nonzero_exit_is_re,
     return "wrong_answer", "output limit exceeded"
   if sig is not None or rc is None or (rc != 0 and nonzero_exit_is_re):
     return "runtime_error", (f"signal {sig}" if sig is not None else f"exit {rc}")
+  lcb = comparator == "lcb"
   if prob.mode == "stdin":
-    try:
-      if comparator == "lcb":
-        ok = compare.lcb_judge_stdout(out, test.output)
-      else:
-        ok = compare.judge_stdout(out, test.output, prob.compare)
-    except _BAD_OUTPUT:
-      ok = False
-    if not ok and prob.checker and comparator != "lcb":
+    ok = _compare(lambda: compare.lcb_judge_stdout(out, test.output) if lcb
+                  else compare.judge_stdout(out, test.output, prob.compare))
+    use_checker = prob.checker and not lcb
+    if not ok and use_checker:
       ok = checker(prob, test, out)
     if ok:
       return None, ""
     diff = compare.first_difference(out, test.output)
     return "wrong_answer", diff + (" (vs the reference; the checker accepts others)"
-                                   if prob.checker and comparator != "lcb" else "")
+                                   if use_checker else "")
   try:
     got = compare.parse_result(res, prob.compare)
   except _BAD_OUTPUT:
     return "runtime_error", "no valid return value"
-  try:
-    if comparator == "lcb":
-      ok = compare.lcb_judge_functional(got, test.output)
-    else:
-      ok = compare.judge_functional(got, test.output, prob.compare)
-  except _BAD_OUTPUT:
-    ok = False
+  ok = _compare(lambda: compare.lcb_judge_functional(got, test.output) if lcb
+                else compare.judge_functional(got, test.output, prob.compare))
   return (None, "") if ok else ("wrong_answer", "")
+
+
+def _compare(judge) -> bool:
+  """`judge()`; program output that makes the comparison fail is wrong."""
+  try:
+    return bool(judge())
+  except _BAD_OUTPUT:
+    return False
 
 
 class Checker:
