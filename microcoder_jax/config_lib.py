@@ -35,6 +35,7 @@ MODELS = {
     "qwen2p5_coder_1p5b": "Qwen/Qwen2.5-Coder-1.5B-Instruct",
     "qwen2p5_coder_7b": "Qwen/Qwen2.5-Coder-7B-Instruct",
     "ds_r1_distill_llama_8b": "deepseek-ai/DeepSeek-R1-Distill-Llama-8B",
+    "ds_r1_0528_qwen3_8b": "deepseek-ai/DeepSeek-R1-0528-Qwen3-8B",
 }
 _DTYPES = ("float32", "bfloat16", "float16")
 # Objective fields that may be None (off); the config holds a typed placeholder.

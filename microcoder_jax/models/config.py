@@ -2,10 +2,10 @@
 
 The three families differ only in a few switches:
 
-  family   q/k/v bias   q/k RMSNorm   RoPE scaling   tied embeddings
-  qwen2    yes          no            none           size dependent
-  qwen3    no           yes           none           size dependent
-  llama    no           no            llama3         no (8B)
+  family   q/k/v bias   q/k RMSNorm   RoPE scaling     tied embeddings
+  qwen2    yes          no            none             size dependent
+  qwen3    no           yes           none or yarn     size dependent
+  llama    no           no            llama3           no (8B)
 
 Presets are named after the checkpoints they describe, with the values of
 each checkpoint's published `config.json`.
@@ -28,6 +28,12 @@ _ARCHITECTURES = {
 }
 _MODEL_TYPES = {"qwen2": "qwen2", "qwen3": "qwen3", "llama": "llama"}
 _FAMILY_ARCH = {v: k for k, v in _ARCHITECTURES.items()}
+# Supported `rope_scaling` types and the keys each one needs.
+_ROPE_SCALINGS = {
+    "llama3": ("factor", "low_freq_factor", "high_freq_factor",
+               "original_max_position_embeddings"),
+    "yarn": ("factor", "original_max_position_embeddings"),
+}
 REMAT_POLICIES = ("none", "full", "dots_saveable", "dots_with_no_batch_dims_saveable",
                   "nothing_saveable", "everything_saveable")
 _DTYPES = {
@@ -57,7 +63,11 @@ class ModelConfig:
     rms_norm_eps: RMSNorm epsilon.
     rope_theta: RoPE base.
     rope_scaling: None, or a dict with `rope_type="llama3"`, `factor`,
-      `low_freq_factor`, `high_freq_factor`, `original_max_position_embeddings`.
+      `low_freq_factor`, `high_freq_factor`, `original_max_position_embeddings`;
+      or `rope_type="yarn"`, `factor`, `original_max_position_embeddings` and
+      optionally `beta_fast`, `beta_slow`, `truncate`, `attention_factor` (or
+      `mscale`, `mscale_all_dim`) and `attn_factor` (see
+      `microcoder_jax.models.layers.rope_attention_scale`).
     max_position_embeddings: longest position the checkpoint was trained for.
     tie_word_embeddings: unembedding is the transposed embedding.
     qkv_bias: q/k/v projections carry a bias (Qwen2).
@@ -130,10 +140,19 @@ class ModelConfig:
       object.__setattr__(self, "eos_token_id", tuple(self.eos_token_id))
     if self.rope_scaling is not None:
       sc = self.rope_scaling_dict
-      kind = sc.get("rope_type", sc.get("type"))
-      if kind != "llama3":
+      if "type" in sc:  # the older spelling of `rope_type`
+        sc.setdefault("rope_type", sc.pop("type"))
+        object.__setattr__(self, "rope_scaling", tuple(sorted(sc.items())))
+      kind = sc.get("rope_type")
+      if kind not in _ROPE_SCALINGS:
         raise UnsupportedModelError(
-            f"rope_scaling type {kind!r}; supported: None or 'llama3'")
+            f"rope_scaling type {kind!r}; supported: None or one of {sorted(_ROPE_SCALINGS)}")
+      missing = [k for k in _ROPE_SCALINGS[kind] if k not in sc]
+      if missing:
+        raise ValueError(f"rope_scaling {kind!r} needs {missing}")
+      if "attention_factor" in sc and "attn_factor" in sc:
+        raise ValueError("rope_scaling: give attention_factor (replaces the YaRN "
+                         "scale) or attn_factor (multiplies it), not both")
 
   @property
   def rope_scaling_dict(self) -> dict[str, Any] | None:
@@ -180,8 +199,13 @@ class ModelConfig:
                                          != "default" else None)
     if scaling is not None:
       scaling = {k: v for k, v in scaling.items() if k != "rope_theta"}
-      if scaling.get("rope_type", scaling.get("type")) == "default":
+      kind = scaling.get("rope_type", scaling.get("type"))
+      if kind == "default":
         scaling = None
+      elif kind in _ROPE_SCALINGS:
+        # As transformers does: the pre-scaling length defaults to the model's.
+        scaling.setdefault("original_max_position_embeddings",
+                           hf.get("max_position_embeddings", 32768))
     heads = hf["num_attention_heads"]
     head_dim = hf.get("head_dim") or hf["hidden_size"] // heads
     dtype = hf.get("dtype") or hf.get("torch_dtype") or "float32"
@@ -264,6 +288,11 @@ _LLAMA3_SCALING = {
     "high_freq_factor": 4.0, "original_max_position_embeddings": 8192,
 }
 
+_DS_QWEN3_YARN = {
+    "rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 32768,
+    "attn_factor": 0.8782488562869419,
+}
+
 PRESETS: dict[str, ModelConfig] = {
     # Tests and CPU demos: a few hundred thousand parameters.
     "tiny": ModelConfig(
@@ -303,6 +332,15 @@ PRESETS: dict[str, ModelConfig] = {
         qk_norm=False, max_position_embeddings=32768, tie_word_embeddings=False,
         param_dtype="bfloat16", dtype="bfloat16",
         bos_token_id=151643, eos_token_id=151643),
+    # Qwen3-8B's architecture with YaRN (factor 4 over 32K positions); its
+    # `attn_factor` cancels YaRN's attention scale (1 / (0.1 ln 4 + 1)).
+    "ds_r1_0528_qwen3_8b": ModelConfig(
+        family="qwen3", vocab_size=151936, hidden_size=4096, num_layers=36,
+        num_heads=32, num_kv_heads=8, head_dim=128, intermediate_size=12288,
+        rms_norm_eps=1e-6, rope_theta=1_000_000.0, rope_scaling=_DS_QWEN3_YARN,
+        max_position_embeddings=131072, tie_word_embeddings=False,
+        param_dtype="bfloat16", dtype="bfloat16",
+        bos_token_id=151643, eos_token_id=151645),
     "ds_r1_distill_llama_8b": ModelConfig(
         family="llama", vocab_size=128256, hidden_size=4096, num_layers=32,
         num_heads=32, num_kv_heads=8, intermediate_size=14336,

@@ -47,11 +47,11 @@ class RMSNorm(nnx.Module):
 
 # ---------------------------------------------------------------------- RoPE
 def rope_inv_freq(cfg: ModelConfig) -> np.ndarray:
-  """Inverse frequencies θ^(-2i/H), with llama3 scaling when configured."""
+  """Inverse frequencies θ^(-2i/H), with llama3 or YaRN scaling when configured."""
   h = cfg.head_dim
   inv = 1.0 / (cfg.rope_theta ** (np.arange(0, h, 2, dtype=np.float64) / h))
   sc = cfg.rope_scaling_dict
-  if sc:
+  if sc and sc["rope_type"] == "llama3":
     factor, lo, hi = sc["factor"], sc["low_freq_factor"], sc["high_freq_factor"]
     old_len = sc["original_max_position_embeddings"]
     wavelen = 2 * math.pi / inv
@@ -60,14 +60,73 @@ def rope_inv_freq(cfg: ModelConfig) -> np.ndarray:
     smoothed = (1 - smooth) * scaled / factor + smooth * scaled
     medium = (wavelen >= old_len / hi) & (wavelen <= old_len / lo)
     inv = np.where(medium, smoothed, scaled)
+  elif sc and sc["rope_type"] == "yarn":
+    inv = _yarn_inv_freq(cfg, sc, inv)
   return inv.astype(np.float32)
 
 
-def apply_rope(x_BxTxNxH, positions_BxT, inv_freq):
-  """Rotary embedding, HF's rotate-half layout, computed in float32."""
+def _yarn_factor(cfg: ModelConfig, sc) -> float:
+  # A missing factor is the ratio of the extended to the original length.
+  return sc["factor"] or cfg.max_position_embeddings / sc["original_max_position_embeddings"]
+
+
+def _yarn_inv_freq(cfg: ModelConfig, sc, inv):
+  """YaRN ("NTK-by-parts"): frequency pairs that turn more than `beta_fast`
+  times over the original context keep their frequency, those that turn
+  fewer than `beta_slow` times are divided by `factor`, and a linear ramp
+  over the pair index blends the two in between."""
+  h, old_len = cfg.head_dim, sc["original_max_position_embeddings"]
+  factor = _yarn_factor(cfg, sc)
+
+  def pair_index(turns):  # fractional pair index that turns `turns` times in old_len
+    return h * math.log(old_len / (turns * 2 * math.pi)) / (2 * math.log(cfg.rope_theta))
+
+  lo, hi = pair_index(sc.get("beta_fast") or 32), pair_index(sc.get("beta_slow") or 1)
+  if sc.get("truncate", True):
+    lo, hi = math.floor(lo), math.ceil(hi)
+  lo, hi = max(lo, 0), min(hi, h - 1)
+  if lo == hi:
+    hi += 0.001
+  interpolated = np.clip((np.arange(h // 2, dtype=np.float64) - lo) / (hi - lo), 0, 1)
+  return inv / factor * interpolated + inv * (1 - interpolated)
+
+
+def _yarn_mscale(factor: float, mscale: float = 1.0) -> float:
+  return 1.0 if factor <= 1 else 0.1 * mscale * math.log(factor) + 1.0
+
+
+def rope_attention_scale(cfg: ModelConfig) -> float:
+  """The factor YaRN applies to cos and sin (so q·k scales by its square).
+
+  As transformers computes it: `attention_factor` when given, else
+  (0.1 ln(factor) + 1), or the ratio of the `mscale` / `mscale_all_dim`
+  variants when both are given. A config's `attn_factor` (the YaRN reference
+  implementation's name, honoured by vLLM and SGLang) multiplies that value;
+  transformers ignores `attn_factor`, so for such checkpoints our logits match
+  vLLM and SGLang rather than transformers. 1.0 without YaRN.
+  """
+  sc = cfg.rope_scaling_dict
+  if not sc or sc["rope_type"] != "yarn":
+    return 1.0
+  factor = _yarn_factor(cfg, sc)
+  scale = sc.get("attention_factor")
+  if scale is None:
+    mscale, mscale_all_dim = sc.get("mscale"), sc.get("mscale_all_dim")
+    if mscale and mscale_all_dim:
+      scale = _yarn_mscale(factor, mscale) / _yarn_mscale(factor, mscale_all_dim)
+    else:
+      scale = _yarn_mscale(factor)
+  return float(scale) * float(sc.get("attn_factor", 1.0))
+
+
+def apply_rope(x_BxTxNxH, positions_BxT, inv_freq, scale: float = 1.0):
+  """Rotary embedding, HF's rotate-half layout, computed in float32; `scale`
+  multiplies cos and sin (YaRN's attention scale)."""
   freqs_BxTxH2 = positions_BxT.astype(jnp.float32)[..., None] * inv_freq
   cos = jnp.cos(freqs_BxTxH2)[:, :, None, :]
   sin = jnp.sin(freqs_BxTxH2)[:, :, None, :]
+  if scale != 1.0:
+    cos, sin = cos * scale, sin * scale
   x = x_BxTxNxH.astype(jnp.float32)
   x1, x2 = jnp.split(x, 2, axis=-1)
   out = jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
@@ -174,9 +233,9 @@ class Attention(nnx.Module):
     v = self._project(x_BxTxD, self.wv_DxKxH, "bv_KxH")
     if cfg.qk_norm:
       q, k = self.q_norm(q), self.k_norm(k)
-    inv_freq = rope_inv_freq(cfg)
-    q = apply_rope(q, positions_BxT, inv_freq)
-    k = apply_rope(k, positions_BxT, inv_freq)
+    inv_freq, scale = rope_inv_freq(cfg), rope_attention_scale(cfg)
+    q = apply_rope(q, positions_BxT, inv_freq, scale)
+    k = apply_rope(k, positions_BxT, inv_freq, scale)
     q = sharding.constrain(q, ("act_batch", "act_length", "act_heads", "head_dim"))
     k = sharding.constrain(k, ("act_batch", "act_length", "act_kv_heads", "head_dim"))
     blocks = dict(impl=cfg.attention, block_q=cfg.attention_block_q,

@@ -16,7 +16,10 @@ def model(request):
            "llama": dict(qk_norm=False, rope_scaling={
                "rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
                "high_freq_factor": 4.0, "original_max_position_embeddings": 16}),
-           "qwen3": dict(tie_word_embeddings=False)}[request.param]
+           # YaRN (frequencies and attention scale); qwen2 covers plain RoPE.
+           "qwen3": dict(tie_word_embeddings=False, rope_scaling={
+               "rope_type": "yarn", "factor": 4.0,
+               "original_max_position_embeddings": 16})}[request.param]
   cfg = get_preset("tiny", family=request.param, **extra)
   return init_model(cfg, seed=1)
 
@@ -99,6 +102,7 @@ _PUBLISHED = {
     "qwen3_0p6b": (0.6, 0.44), "qwen3_1p7b": (1.7, 1.4), "qwen3_4b": (4.0, 3.6),
     "qwen3_4b_instruct_2507": (4.0, 3.6), "qwen2p5_coder_1p5b": (1.54, 1.31),
     "qwen2p5_coder_7b": (7.61, 6.53), "ds_r1_distill_llama_8b": (8.03, 6.98),
+    "ds_r1_0528_qwen3_8b": (8.2, 6.95),  # Qwen3-8B's model card
 }
 
 
@@ -129,8 +133,14 @@ def test_preset_hf_config_round_trip(name):
 def test_invalid_configs():
   with pytest.raises(ValueError, match="num_kv_heads=3"):
     get_preset("tiny", num_kv_heads=3)
-  with pytest.raises(ValueError, match="rope_scaling type 'yarn'"):
+  with pytest.raises(ValueError, match="rope_scaling type 'dynamic'"):
+    get_preset("tiny", rope_scaling={"rope_type": "dynamic", "factor": 4.0})
+  with pytest.raises(ValueError, match=r"'yarn' needs \['original_max_position_embeddings'\]"):
     get_preset("tiny", rope_scaling={"rope_type": "yarn", "factor": 4.0})
+  with pytest.raises(ValueError, match="not both"):
+    get_preset("tiny", rope_scaling={"rope_type": "yarn", "factor": 4.0,
+                                     "original_max_position_embeddings": 512,
+                                     "attention_factor": 1.0, "attn_factor": 0.9})
   with pytest.raises(ValueError, match="use_sliding_window"):
     ModelConfig.from_hf(dict(PRESETS["qwen3_1p7b"].to_hf(), use_sliding_window=True,
                              sliding_window=4096))

@@ -12,7 +12,8 @@ import transformers
 from hf_fixtures import TINY_HF, hf_logits, save_tiny_hf
 from microcoder_jax.models import (CheckpointError, UnsupportedModelError,
                                    from_pretrained, save_pretrained)
-from microcoder_jax.models.layers import rope_inv_freq
+from microcoder_jax.models.config import PRESETS, ModelConfig
+from microcoder_jax.models.layers import rope_attention_scale, rope_inv_freq
 
 
 def _batch(vocab=256):
@@ -103,6 +104,96 @@ def test_llama3_scaling_changes_frequencies():
                                  architectures=["LlamaForCausalLM"]))
   plain = cfg.replace(rope_scaling=None)
   assert not np.allclose(rope_inv_freq(cfg), rope_inv_freq(plain))
+
+
+# ------------------------------------------------------------------- YaRN
+# rope_scaling of a tiny Qwen3 (max_position_embeddings 256, head_dim 24).
+_YARN = {
+    "default": {"factor": 4.0, "original_max_position_embeddings": 64},
+    "betas_untruncated": {"factor": 8.0, "original_max_position_embeddings": 32,
+                          "beta_fast": 16.0, "beta_slow": 2.0, "truncate": False},
+    "attention_factor": {"factor": 4.0, "original_max_position_embeddings": 64,
+                         "attention_factor": 0.9},
+    "mscale": {"factor": 4.0, "original_max_position_embeddings": 64, "mscale": 0.707,
+               "mscale_all_dim": 1.0},
+}
+
+
+def _save_yarn(monkeypatch, path, rope_scaling):
+  """A tiny random Qwen3 with YaRN RoPE, saved at `path`; the weights depend
+  only on the seed, not on the RoPE settings."""
+  config_cls, model_cls, kwargs = TINY_HF["qwen3"]
+  kwargs = dict(kwargs, rope_scaling=dict(rope_type="yarn", **rope_scaling))
+  monkeypatch.setitem(TINY_HF, "qwen3_yarn", (config_cls, model_cls, kwargs))
+  return save_tiny_hf("qwen3_yarn", path)
+
+
+def _hf_yarn(hf_config):
+  from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
+  inv_freq, scale = ROPE_INIT_FUNCTIONS["yarn"](hf_config)
+  return inv_freq.numpy(), scale
+
+
+@pytest.mark.parametrize("variant", sorted(_YARN))
+def test_yarn_parity_with_transformers(variant, tmp_path, monkeypatch):
+  hf_model = _save_yarn(monkeypatch, tmp_path, _YARN[variant])
+  ours = from_pretrained(str(tmp_path))
+  inv_freq, scale = _hf_yarn(hf_model.config)
+  np.testing.assert_allclose(rope_inv_freq(ours.cfg), inv_freq, rtol=1e-6)
+  assert rope_attention_scale(ours.cfg) == pytest.approx(scale, rel=1e-12)
+  ids, mask = _batch()
+  expected = hf_logits(hf_model, ids, mask)
+  diff = np.abs(_ours(ours, ids, mask) - expected)[mask == 1]
+  assert diff.max() <= 1e-4, diff.max()
+  plain = from_pretrained(str(tmp_path), rope_scaling=None)  # YaRN matters here
+  assert np.abs(_ours(plain, ids, mask) - expected)[mask == 1].max() > 1e-3
+  if variant == "default":
+    save_pretrained(ours, str(tmp_path / "export"))
+    assert json.load(open(tmp_path / "export" / "config.json"))["rope_scaling"] == dict(
+        rope_type="yarn", **_YARN[variant])
+    reloaded = transformers.AutoModelForCausalLM.from_pretrained(
+        str(tmp_path / "export"), attn_implementation="eager").float().eval()
+    np.testing.assert_allclose(hf_logits(reloaded, ids, mask)[mask == 1],
+                               expected[mask == 1], atol=1e-5)
+
+
+def test_yarn_attn_factor_multiplies_the_yarn_scale(tmp_path, monkeypatch):
+  """`attn_factor` (DeepSeek-R1-0528-Qwen3-8B's config) scales YaRN's
+  attention factor, as in vLLM and SGLang: such a checkpoint computes what
+  transformers computes with `attention_factor` = (0.1 ln 4 + 1) * attn_factor.
+  (transformers itself ignores `attn_factor`.)"""
+  yarn = _YARN["default"]
+  _save_yarn(monkeypatch, tmp_path / "a", dict(yarn, attn_factor=0.8))
+  reference = _save_yarn(monkeypatch, tmp_path / "b", dict(
+      yarn, attention_factor=0.8 * (0.1 * np.log(4.0) + 1)))
+  ours = from_pretrained(str(tmp_path / "a"))
+  assert rope_attention_scale(ours.cfg) == pytest.approx(_hf_yarn(reference.config)[1])
+  ids, mask = _batch()
+  diff = np.abs(_ours(ours, ids, mask) - hf_logits(reference, ids, mask))[mask == 1]
+  assert diff.max() <= 1e-4, diff.max()
+
+
+def test_ds_r1_0528_qwen3_8b_rope():
+  """The preset's YaRN: transformers' frequencies; `attn_factor` cancels the
+  YaRN scale (1 / (0.1 ln 4 + 1)), so cos and sin are not rescaled."""
+  cfg = PRESETS["ds_r1_0528_qwen3_8b"]
+  inv_freq, scale = _hf_yarn(transformers.Qwen3Config(**cfg.to_hf()))
+  np.testing.assert_allclose(rope_inv_freq(cfg), inv_freq, rtol=1e-6)
+  assert scale == pytest.approx(0.1 * np.log(4.0) + 1)
+  assert rope_attention_scale(cfg) == pytest.approx(1.0, abs=1e-9)
+  # Low frequencies are interpolated by 4, high ones kept.
+  plain = rope_inv_freq(cfg.replace(rope_scaling=None))
+  np.testing.assert_allclose(rope_inv_freq(cfg)[[0, -1]], plain[[0, -1]] / [1, 4], rtol=1e-6)
+
+
+def test_yarn_config_spellings():
+  old = ModelConfig(rope_scaling={"type": "yarn", "factor": 2.0,
+                                  "original_max_position_embeddings": 512})
+  assert old.rope_scaling_dict == {"rope_type": "yarn", "factor": 2.0,
+                                   "original_max_position_embeddings": 512}
+  hf = dict(PRESETS["qwen3_1p7b"].to_hf(), rope_scaling={"rope_type": "yarn", "factor": 4.0})
+  cfg = ModelConfig.from_hf(hf)  # transformers' default for the original length
+  assert cfg.rope_scaling_dict["original_max_position_embeddings"] == 40960
 
 
 # ----------------------------------------------------------------- errors
