@@ -42,8 +42,9 @@ setuptools.setup(
     install_requires=_CORE,
     extras_require={
         # torch is only the HF reference for parity tests; CPU build, pinned.
-        # jupytext: checks that colab/*.ipynb match their paired .py scripts.
-        "test": ["pytest", "pytest-xdist", "torch==2.13.0", "jupytext"],
+        # jupytext: checks that colab/*.ipynb match their paired .py scripts;
+        # nbclient + ipykernel: CI executes each notebook in a Jupyter kernel.
+        "test": ["pytest", "pytest-xdist", "torch==2.13.0", "jupytext", "nbclient", "ipykernel"],
         "tpu": ["jax[tpu]"],
         "gpu": ["jax[cuda12]"],
         "colab": ["jupytext", "nbclient", "ipykernel"],

@@ -1,3 +1,18 @@
+# ---
+# jupyter:
+#   colab:
+#     provenance: []
+#   jupytext:
+#     cell_metadata_filter: -all
+#     notebook_metadata_filter: colab,kernelspec,language_info,-jupytext.text_representation
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+#   language_info:
+#     name: python
+# ---
+
 # %% [markdown]
 # # Judging code with the sandboxed evaluator
 #
@@ -10,20 +25,67 @@
 # code block of a completion, runs it against the tests in a sandbox (separate
 # process per program, rlimits, no network, namespaces / seccomp / landlock where
 # the kernel allows them) and returns one verdict per sample. Judging rules,
-# sandbox guarantees and limits are in `docs/evaluator.md`. `your-org` in the
-# links stands for the GitHub organisation that hosts microcoder_jax.
+# sandbox guarantees and limits are in `docs/evaluator.md`.
+#
+# The install cell takes the first of: an importable microcoder_jax; a checkout
+# in the working directory (upload `microcoder_jax/`, or a `microcoder_jax*.zip` /
+# `.tar.gz` of it, which the cell unpacks); a `microcoder_jax-*.whl` there; a
+# clone of `REPO_URL` at `REF`. `your-org` in `REPO_URL` and in the links stands
+# for the GitHub organisation that hosts microcoder_jax; put your fork's URL in
+# `REPO_URL`.
 
 # %%
 # @title Install microcoder_jax (skipped when it is already importable)
+import glob
 import importlib.util
+import os
+import shutil
 import subprocess
 import sys
 
-REPO = "https://github.com/your-org/microcoder_jax"  # @param {type:"string"}
+REPO_URL = "https://github.com/your-org/microcoder_jax"  # @param {type:"string"}
 REF = "main"  # @param {type:"string"}
-if importlib.util.find_spec("microcoder_jax") is None:
-  subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", f"git+{REPO}@{REF}"],
-                 check=True)
+
+
+def importable():
+  spec = importlib.util.find_spec("microcoder_jax")
+  return spec is not None and spec.origin is not None  # not only a directory of that name
+
+
+def uploaded_checkout():
+  """A checkout in the working directory: microcoder_jax*/, or a .zip / .tar.gz of one."""
+  for archive in glob.glob("microcoder_jax*.zip") + glob.glob("microcoder_jax*.tar.gz"):
+    target = archive.removesuffix(".zip").removesuffix(".tar.gz") + "_unpacked"
+    if not os.path.isdir(target):
+      shutil.unpack_archive(archive, target)
+  for top in sorted(glob.glob("microcoder_jax*/")):
+    for root in [top, *sorted(glob.glob(os.path.join(top, "*/")))]:
+      if (os.path.exists(os.path.join(root, "setup.py")) and
+          os.path.exists(os.path.join(root, "microcoder_jax", "__init__.py"))):
+        return os.path.abspath(root)
+  return None
+
+
+def pip_install(*args):
+  subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", *args], check=True)
+  importlib.invalidate_caches()
+
+
+WHEELS = sorted(glob.glob("microcoder_jax-*.whl"), key=os.path.getmtime)  # newest last
+if importable():
+  SOURCE = "the installed package"
+elif (ROOT := uploaded_checkout()) is not None:
+  pip_install("-e", ROOT)
+  sys.path.insert(0, ROOT)  # an editable install is only on sys.path after a restart
+  SOURCE = f"an uploaded checkout, {ROOT}"
+elif WHEELS:
+  pip_install(WHEELS[-1])
+  SOURCE = f"the wheel {WHEELS[-1]}"
+else:
+  pip_install(f"git+{REPO_URL}@{REF}")
+  SOURCE = f"{REPO_URL} at {REF}"
+PACKAGE = os.path.dirname(importlib.util.find_spec("microcoder_jax").origin)
+print(f"microcoder_jax from {SOURCE}: {PACKAGE}")
 
 # %% [markdown]
 # ## Problems

@@ -1,3 +1,18 @@
+# ---
+# jupyter:
+#   colab:
+#     provenance: []
+#   jupytext:
+#     cell_metadata_filter: -all
+#     notebook_metadata_filter: colab,kernelspec,language_info,-jupytext.text_representation
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+#   language_info:
+#     name: python
+# ---
+
 # %% [markdown]
 # # microcoder_jax quickstart: a MicroCoder-GRPO run, its curves, its evaluation
 #
@@ -9,41 +24,72 @@
 # minutes, and its held-out pass@1 rises from about 52% to about 67% (docs/cpu_demo.md).
 # The same cells run unchanged on a TPU or GPU runtime.
 #
-# Steps: install from the repository, train 40 MicroCoder-GRPO steps (rollouts with
+# Steps: install microcoder_jax, train 40 MicroCoder-GRPO steps (rollouts with
 # the KV-cache sampler, verdicts from the sandboxed evaluator, conditional
 # truncation masking, updates, checkpoints), show the curves, then judge the
-# trained policy on held-out problems. `your-org` in the links stands for the
-# GitHub organisation that hosts microcoder_jax.
+# trained policy on held-out problems.
+#
+# The install cell takes the first of: a microcoder_jax this runtime already
+# imports from a checkout; a checkout in the working directory (upload
+# `microcoder_jax/`, or a `microcoder_jax*.zip` / `.tar.gz` of it, which the cell
+# unpacks); a clone of `REPO_URL` at `REF`. A wheel is not enough here: it has
+# no `configs/demo.py` (the losses and evaluator notebooks do accept a
+# `microcoder_jax-*.whl`). `your-org` in `REPO_URL` and in the links stands for
+# the GitHub organisation that hosts microcoder_jax; put your fork's URL in
+# `REPO_URL`.
 
 # %%
 # @title Install microcoder_jax (skipped when this runtime already has a checkout)
+import glob
 import importlib.util
 import os
+import shutil
 import subprocess
 import sys
 
-REPO = "https://github.com/your-org/microcoder_jax"  # @param {type:"string"}
+REPO_URL = "https://github.com/your-org/microcoder_jax"  # @param {type:"string"}
 REF = "main"  # @param {type:"string"}
 
 
-def find_checkout():
-  """The repository root of an installed microcoder_jax, if it has configs/."""
+def is_checkout(root):
+  return (os.path.exists(os.path.join(root, "configs", "demo.py")) and
+          os.path.exists(os.path.join(root, "microcoder_jax", "__init__.py")))
+
+
+def installed_checkout():
+  """The repository root of an importable microcoder_jax, if it has configs/."""
   spec = importlib.util.find_spec("microcoder_jax")
-  if spec is None or spec.origin is None:
+  if spec is None or spec.origin is None:  # absent, or only a directory of that name
     return None
   root = os.path.dirname(os.path.dirname(spec.origin))
-  return root if os.path.exists(os.path.join(root, "configs", "demo.py")) else None
+  return root if is_checkout(root) else None
 
 
-ROOT = find_checkout()
+def uploaded_checkout():
+  """A checkout in the working directory: microcoder_jax*/, or a .zip / .tar.gz of one."""
+  for archive in glob.glob("microcoder_jax*.zip") + glob.glob("microcoder_jax*.tar.gz"):
+    target = archive.removesuffix(".zip").removesuffix(".tar.gz") + "_unpacked"
+    if not os.path.isdir(target):
+      shutil.unpack_archive(archive, target)
+  for top in sorted(glob.glob("microcoder_jax*/")):
+    for root in [top, *sorted(glob.glob(os.path.join(top, "*/")))]:
+      if is_checkout(root):
+        return os.path.abspath(root)
+  return None
+
+
+ROOT, SOURCE = installed_checkout(), "the checkout this runtime imports"
 if ROOT is None:
-  ROOT = os.path.abspath("microcoder_jax")
-  if not os.path.isdir(ROOT):
-    subprocess.run(["git", "clone", "--quiet", "--depth", "1", "--branch", REF, REPO, ROOT],
-                   check=True)
+  ROOT, SOURCE = uploaded_checkout(), "an uploaded checkout"
+  if ROOT is None:
+    for wheel in glob.glob("microcoder_jax-*.whl"):
+      print(f"Not using {wheel}: the quickstart needs a checkout (configs/demo.py).")
+    ROOT, SOURCE = os.path.abspath("microcoder_jax"), f"a clone of {REPO_URL} at {REF}"
+    subprocess.run(["git", "clone", "--quiet", "--depth", "1", "--branch", REF, REPO_URL,
+                    ROOT], check=True)
   subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "-e", ROOT], check=True)
   sys.path.insert(0, ROOT)  # an editable install is only on sys.path after a restart
-print("microcoder_jax checkout:", ROOT)
+print(f"microcoder_jax from {SOURCE}: {ROOT}")
 
 # %% [markdown]
 # The trainer is a command-line program (`python -m microcoder_jax.train`), so the
