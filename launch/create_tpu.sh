@@ -11,7 +11,7 @@
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 
-NAME="" ZONE="" TYPE="" VERSION="" SPOT=0
+NAME="" ZONE="" TYPE="" VERSION="" SPOT=0 REPO="" FROM_LOCAL=0
 PROJECT_ARGS=() INSTALL_ARGS=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -23,8 +23,10 @@ while [[ $# -gt 0 ]]; do
     --spot) SPOT=1; shift ;;
     --dry-run) DRY_RUN=1; INSTALL_ARGS+=(--dry-run); shift ;;
     --repo|--ref|--mount-bucket)
-      need_value "$1" "${2:-}"; INSTALL_ARGS+=("$1" "$2"); shift 2 ;;
-    --from-local) INSTALL_ARGS+=("$1"); shift ;;
+      need_value "$1" "${2:-}"; INSTALL_ARGS+=("$1" "$2")
+      [[ "$1" == --repo ]] && REPO="$2"
+      shift 2 ;;
+    --from-local) INSTALL_ARGS+=("$1"); FROM_LOCAL=1; shift ;;
     -h|--help) usage 0 ;;
     *) die "unknown option $1 (see --help)" ;;
   esac
@@ -39,6 +41,17 @@ if [[ -z "$VERSION" ]]; then
     v6e-*) VERSION="v2-alpha-tpuv6e" ;;
     *) die "no default runtime for --type $TYPE; pass --version" ;;
   esac
+fi
+
+# A source the workers cannot clone: say so before creating anything.
+if [[ "$FROM_LOCAL" == 0 ]]; then
+  WHAT="--repo"
+  [[ -n "$REPO" ]] || { WHAT="origin"
+    REPO="$(git -C "$(dirname "${BASH_SOURCE[0]}")/.." remote get-url origin 2>/dev/null || true)"; }
+  if [[ -n "$REPO" ]]; then
+    warn_local_repo "$REPO" "$WHAT"
+    export MICROCODER_REPO_CHECKED=1
+  fi
 fi
 
 if tpu_exists "$NAME" "$ZONE" ${PROJECT_ARGS[@]+"${PROJECT_ARGS[@]}"}; then

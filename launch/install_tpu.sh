@@ -8,7 +8,8 @@
 #       [--dry-run]
 #
 # Source: --repo/--ref (default: this checkout's `origin` URL at its HEAD
-# commit, so every worker runs exactly the code you have committed), or
+# commit, so every worker runs exactly the code you have committed; an
+# origin that is a local path draws a warning, as workers cannot clone it), or
 # --from-local to copy this checkout's tracked files (uncommitted edits
 # included) with `tpu-vm scp`. --mount-bucket mounts gs://BUCKET with gcsfuse
 # at ~/gcs on every worker: use it as --workdir on multi-host slices.
@@ -47,9 +48,11 @@ if [[ "$FROM_LOCAL" == 1 ]]; then
     --zone="$ZONE" --worker=all ${P[@]+"${P[@]}"}
   FETCH="mkdir -p $SRC && tar -xzf \$HOME/microcoder_jax-src.tgz -C $SRC"
 else
-  [[ -n "$REPO" ]] || REPO="$(git -C "$ROOT" remote get-url origin 2>/dev/null || true)"
+  WHAT="--repo"
+  [[ -n "$REPO" ]] || { WHAT="origin"; REPO="$(git -C "$ROOT" remote get-url origin 2>/dev/null || true)"; }
   [[ -n "$REPO" ]] || die "no --repo given and this checkout has no 'origin'; pass --repo URL or --from-local"
-  [[ -n "$REF" ]] || REF="$(git -C "$ROOT" rev-parse HEAD 2>/dev/null || echo main)"
+  warn_local_repo "$REPO" "$WHAT"
+  [[ -n "$REF" ]] || REF="$(git -C "$ROOT" rev-parse --verify -q HEAD 2>/dev/null || echo main)"
   QREPO="$(printf '%q' "$REPO")" QREF="$(printf '%q' "$REF")"
   FETCH="{ [ -d $SRC/.git ] || git clone --quiet $QREPO $SRC; }"
   # A branch name follows origin (re-running updates it); a tag or commit is pinned.

@@ -68,3 +68,22 @@ tpu_ssh() {
 need_value() {  # FLAG VALUE
   [[ -n "${2:-}" && "${2:0:2}" != "--" ]] || die "$1 needs a value"
 }
+
+# is_local_repo URL: true when URL names a directory on this machine (a path,
+# or file://...), which a TPU worker cannot clone. Anything with a scheme, and
+# git's scp-like `[user@]host:path` (a colon before any slash), is remote.
+is_local_repo() {
+  local url="$1"
+  [[ "$url" == file://* ]] && return 0
+  [[ "$url" == *://* || "$url" =~ ^[^/]+: ]] && return 1
+  return 0
+}
+
+# warn_local_repo URL WHAT: the warning (stderr) when URL is local; WHAT names
+# where it came from ("origin", "--repo"). Printed once per run: create_tpu.sh
+# checks before creating the TPU and its install_tpu.sh then stays quiet.
+warn_local_repo() {
+  [[ -z "${MICROCODER_REPO_CHECKED:-}" ]] && is_local_repo "$1" || return 0
+  echo "warning: $2 is a local path ($1), which the TPU workers cannot clone;" \
+    "pass --from-local to copy this checkout, or --repo URL" >&2
+}

@@ -8,6 +8,7 @@ directory, standing in for one TPU worker.
 import json
 import os
 import shlex
+import shutil
 import signal
 import stat
 import subprocess
@@ -56,8 +57,8 @@ def fake(tmp_path):
              FAKE_HOME=str(home), PATH=f"{bin_dir}:{os.environ['PATH']}")
 
   class Fake:
-    def run(self, script, *args, check=True, **extra_env):
-      proc = subprocess.run(["bash", os.path.join(LAUNCH, script), *args], cwd=ROOT,
+    def run(self, script, *args, check=True, launch=LAUNCH, **extra_env):
+      proc = subprocess.run(["bash", os.path.join(launch, script), *args], cwd=ROOT,
                             env={**env, **extra_env}, capture_output=True, text=True,
                             timeout=60)
       if check:
@@ -152,6 +153,51 @@ def test_dry_run_prints_exactly_what_a_real_run_executes(fake):
                    "--config.multihost=True"]
   copy = fake.run(cases[2][0], "--dry-run", *cases[2][1]).stdout
   assert "gcloud storage rsync --recursive runs/mc gs://my-bucket/mc/mc" in copy
+
+
+def _checkout(path, origin):
+  """A git checkout holding a copy of launch/, with `origin` as its origin."""
+  shutil.copytree(LAUNCH, path / "launch")
+  git = lambda *a: subprocess.run(["git", "-C", str(path), *a], check=True,
+                                  capture_output=True)
+  git("init", "-q")
+  git("remote", "add", "origin", origin)
+  git("add", "launch")
+  git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "launch")
+  return str(path / "launch")
+
+
+@pytest.mark.parametrize("origin,local", [
+    ("/home/me/microcoder_jax", True), ("../microcoder_jax", True),
+    ("file:///home/me/microcoder_jax", True),
+    ("https://github.com/your-org/microcoder_jax.git", False),
+    ("git@github.com:your-org/microcoder_jax.git", False),
+    ("ssh://git@host/microcoder_jax.git", False), ("host:microcoder_jax", False)])
+def test_local_origin_warns_that_workers_cannot_clone_it(fake, tmp_path, origin, local):
+  launch = _checkout(tmp_path / "co", origin)
+  args = ["--name", "mc", "--zone", "z", "--type", "v4-8"]
+  warning = (f"warning: origin is a local path ({origin}), which the TPU workers "
+             "cannot clone; pass --from-local to copy this checkout, or --repo URL")
+  dry = fake.run("create_tpu.sh", "--dry-run", *args, launch=launch)
+  assert dry.stderr.count(warning) == (1 if local else 0), dry.stderr
+  assert ("warning" in dry.stderr) == local
+  assert f"git clone --quiet {shlex.quote(origin)}" in dry.stdout  # still the default
+  # Before the TPU is created; once per run, dry or not.
+  real = fake.run("create_tpu.sh", *args, launch=launch, FAKE_TPU_EXISTS="0")
+  assert [c[3] for c in fake.calls()] == ["describe", "create", "ssh"]
+  assert real.stderr.count(warning) == (1 if local else 0), real.stderr
+  if local:
+    assert real.stderr.index(warning) < real.stderr.index("tpu-vm create")
+  install = fake.run("install_tpu.sh", "--dry-run", "--name", "mc", "--zone", "z",
+                     launch=launch)
+  assert install.stderr.count(warning) == (1 if local else 0), install.stderr
+  for extra in (["--from-local"], ["--repo", "https://x/y.git"]):
+    quiet = fake.run("create_tpu.sh", "--dry-run", *args, *extra, launch=launch)
+    assert "warning" not in quiet.stderr, (extra, quiet.stderr)
+  explicit = fake.run("install_tpu.sh", "--dry-run", "--name", "mc", "--zone", "z",
+                      "--repo", "/srv/mirror.git", launch=launch)
+  assert ("warning: --repo is a local path (/srv/mirror.git), which the TPU workers "
+          "cannot clone") in explicit.stderr
 
 
 def test_create_and_delete_are_idempotent(fake):
