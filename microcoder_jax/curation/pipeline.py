@@ -12,10 +12,13 @@ them. See docs/curation.md for the stages and the drop reasons.
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
+import io
 import json
 import os
 import shutil
+import sys
 import time
 
 from microcoder_jax.curation import difficulty as difficulty_lib
@@ -269,6 +272,26 @@ def _report(inputs, cfg, ledger, kept, info, seconds) -> dict:
       **info, "seconds": round(seconds, 1), "decisions": decisions}
 
 
+def _build_array_record(datasets, jsonl: str, tfds_dir: str, n: int) -> None:
+  """The TFDS build, announced accurately.
+
+  TFDS's builder prints "Downloading and preparing dataset ..." and "...
+  downloaded and prepared to ..." to stdout although nothing is downloaded
+  here; its stdout is held back and replaced by one line. If the build fails,
+  what it printed goes to stderr and the error propagates.
+  """
+  name = datasets.MicrocoderProblems.name
+  print(f"Building TFDS dataset {name} (array_record) at {tfds_dir} from {n} local "
+        f"problem{'s' if n != 1 else ''}", flush=True)
+  held = io.StringIO()
+  try:
+    with contextlib.redirect_stdout(held):
+      datasets.build_array_record(jsonl, tfds_dir)
+  except BaseException:
+    sys.stderr.write(held.getvalue())
+    raise
+
+
 def write_outputs(out_dir: str, rows: list[dict], report: dict) -> None:
   """problems.jsonl, the array_record build, report.json and report.md."""
   from microcoder_jax.data import datasets  # pylint: disable=g-import-not-at-top
@@ -283,7 +306,7 @@ def write_outputs(out_dir: str, rows: list[dict], report: dict) -> None:
   if os.path.isdir(tfds_dir):  # The builder would otherwise reuse old shards.
     shutil.rmtree(tfds_dir)
   if rows:
-    datasets.build_array_record(jsonl, tfds_dir)
+    _build_array_record(datasets, jsonl, tfds_dir, len(rows))
   report["outputs"] = {"jsonl": "problems.jsonl", "tfds": "tfds" if rows else ""}
   with open(os.path.join(out_dir, "report.json"), "w", encoding="utf-8") as f:
     json.dump(report, f, indent=1)

@@ -153,6 +153,11 @@ def test_livecodebench_file_round_trip(tmp_path):
                          "--out_dir", str(out), "--workers", "1"],
                         cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
   assert proc.returncode == 0, proc.stderr[-2000:]
+  # Nothing is downloaded: TFDS's "Downloading and preparing" lines are replaced.
+  assert "Downloading" not in proc.stdout + proc.stderr
+  assert "downloaded" not in proc.stdout + proc.stderr
+  assert (f"Building TFDS dataset microcoder_problems (array_record) at {out / 'tfds'} "
+          "from 3 local problems\n") in proc.stdout
   report = json.loads((out / "report.json").read_text())
   assert (report["collected"], report["kept"], report["dropped"]) == (3, 3, 0)
   original = load_problems(LCB)
@@ -166,6 +171,19 @@ def test_livecodebench_file_round_trip(tmp_path):
   assert curated["abc999_b"].compare == {"float_tol": 1e-6}
   stored = datasets.ArrayRecordProblems(str(out / "tfds"))
   assert sorted(stored[i].id for i in range(len(stored))) == sorted(original)
+
+
+def test_a_failing_tfds_build_shows_its_output_and_error(tmp_path, monkeypatch, capsys):
+  def broken(source_jsonl, data_dir):
+    print("Downloading and preparing dataset ... to", data_dir)
+    raise OSError("disk full")
+
+  monkeypatch.setattr(datasets, "build_array_record", broken)
+  with pytest.raises(OSError, match="disk full"):
+    pipeline.write_outputs(str(tmp_path), [{"id": "x"}], {})
+  out, err = capsys.readouterr()
+  assert out.startswith("Building TFDS dataset microcoder_problems") and "Downloading" not in out
+  assert "Downloading and preparing dataset ... to" in err
 
 
 def test_curate_module_is_an_alias_of_the_curation_cli():
