@@ -69,15 +69,20 @@ def seconds_per_token(attention: str, fill: int, *, batch: int, capacity: int, s
   return float(np.median(times))
 
 
-def main():
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--attention", default="auto", help="backend under test (default: auto)")
-  parser.add_argument("--baseline", default="plain", help="reference backend (default: plain)")
-  parser.add_argument("--batch", type=int, default=32, help="rows (default: 32)")
-  parser.add_argument("--capacity", type=int, default=8192, help="cache slots (default: 8192)")
-  parser.add_argument("--steps", type=int, default=8, help="timed decode steps (default: 8)")
-  parser.add_argument("--repeats", type=int, default=3, help="timed runs, median (default: 3)")
-  args = parser.parse_args()
+def build_parser() -> argparse.ArgumentParser:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                   formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+  parser.add_argument("--attention", default="auto", help="backend under test")
+  parser.add_argument("--baseline", default="plain", help="reference backend")
+  parser.add_argument("--batch", type=int, default=32, help="rows")
+  parser.add_argument("--capacity", type=int, default=8192, help="cache slots")
+  parser.add_argument("--steps", type=int, default=8, help="timed decode steps")
+  parser.add_argument("--repeats", type=int, default=3, help="timed runs, median")
+  return parser
+
+
+def main(argv=None):
+  args = build_parser().parse_args(argv)
   print(f"| backend | fill | ms/token |\n|---|---|---|")
   result = {}
   for attention in (args.attention, args.baseline):

@@ -30,6 +30,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import lcb_harness  # pylint: disable=g-import-not-at-top
+from microcoder_jax import cli  # pylint: disable=g-import-not-at-top
 from microcoder_jax.evaluator import Evaluator  # pylint: disable=g-import-not-at-top
 from microcoder_jax.evaluator import extract_code  # pylint: disable=g-import-not-at-top
 from microcoder_jax.evaluator import load_problems  # pylint: disable=g-import-not-at-top
@@ -194,17 +195,23 @@ def _cpu_model():
   return "unknown"
 
 
-def main():
-  parser = argparse.ArgumentParser()
-  parser.add_argument("--reps", type=int, default=3)
-  parser.add_argument("--programs", type=int, default=200)
-  parser.add_argument("--tests", type=int, default=10)
-  parser.add_argument("--workers", type=int, default=2)
+def build_parser() -> argparse.ArgumentParser:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                   formatter_class=cli.HelpFormatter)
+  parser.add_argument("--reps", type=int, default=3, help="timed runs per workload and side")
+  parser.add_argument("--programs", type=int, default=200,
+                      help="distinct programs per synthetic workload")
+  parser.add_argument("--tests", type=int, default=10, help="tests per synthetic program")
+  parser.add_argument("--workers", type=int, default=2, help="worker processes on each side")
   parser.add_argument("--lcb-path", default="",
                       help="a LiveCodeBench checkout: run its harness, not lcb_harness.py")
   parser.add_argument("--layers", action="store_true", help="also time each isolation layer")
-  parser.add_argument("--json", default="")
-  args = parser.parse_args()
+  parser.add_argument("--json", default="", help="also write the report to this JSON file")
+  return parser
+
+
+def main(argv=None):
+  args = build_parser().parse_args(argv)
   if args.lcb_path:
     use_real_lcb(args.lcb_path)
   report = {"cpu": _cpu_model(), "cores": len(os.sched_getaffinity(0)),

@@ -1,10 +1,10 @@
 """Learning curves at CPU scale: MicroCoder-GRPO vs GRPO vs DAPO, and ρ ∈ {0, 0.1, 1}.
 
-    python benchmarks/learning_curves.py --steps 40 --seeds 0 1 2 --out_dir runs/curves
+    python benchmarks/learning_curves.py --steps 40 --seeds 0 1 2 --out-dir runs/curves
 
 Every variant starts from the bundled warm-started tiny policy
 (`configs/demo.py`) and gets the same step budget and seeds. Runs already
-finished in `--out_dir` are reused, so the script can be resumed. Writes
+finished in `--out-dir` are reused, so the script can be resumed. Writes
 `curves.png` (held-out pass@1, response length and diversity against step,
 mean over seeds with min-max band) and `learning_curves.md` (table plus which
 of the paper's qualitative claims hold at this scale).
@@ -137,14 +137,24 @@ def claims(s) -> list[str]:
   return out
 
 
-def main():
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--steps", type=int, default=40)
-  parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-  parser.add_argument("--variants", nargs="+", default=list(VARIANTS))
-  parser.add_argument("--out_dir", default="runs/curves")
-  parser.add_argument("--extra", nargs="*", default=[], help="extra --config.* flags")
-  args = parser.parse_args()
+def build_parser() -> argparse.ArgumentParser:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                   formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+  parser.add_argument("--steps", type=int, default=40, help="RL steps per run")
+  parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
+                      help="one run per variant and seed")
+  parser.add_argument("--variants", nargs="+", default=list(VARIANTS),
+                      help="variants to run (objective and ρ)")
+  parser.add_argument("--out-dir", "--out_dir", default="runs/curves",
+                      help="run workdirs (finished ones are reused), curves.png and "
+                           "learning_curves.md")
+  parser.add_argument("--extra", nargs="*", default=[],
+                      help="extra --config.* flags of every training run")
+  return parser
+
+
+def main(argv=None):
+  args = build_parser().parse_args(argv)
   results = {v: [load(run(v, s, args.steps, args.out_dir, args.extra)) for s in args.seeds]
              for v in args.variants}
   s = summarise(results)

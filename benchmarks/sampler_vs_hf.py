@@ -16,13 +16,14 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import sys
 import tempfile
 import time
 
-import jax
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import jax  # pylint: disable=g-import-not-at-top,wrong-import-position
 import numpy as np
-import torch
-import transformers
 from flax import nnx
 
 from microcoder_jax.models import from_pretrained
@@ -32,6 +33,8 @@ _NEVER = -1  # a stop id no token equals
 
 
 def make_hf_model(path: str, seed: int = 0):
+  import torch  # pylint: disable=g-import-not-at-top
+  import transformers  # pylint: disable=g-import-not-at-top
   config = transformers.Qwen3Config(
       vocab_size=151936, hidden_size=512, intermediate_size=1536,
       num_hidden_layers=8, num_attention_heads=8, num_key_value_heads=4,
@@ -62,6 +65,7 @@ def measure_compile(sampler, params, prompts, args):
 
 
 def time_hf(model, prompts, args, seed):
+  import torch  # pylint: disable=g-import-not-at-top
   ids = torch.tensor(prompts, dtype=torch.long)
   torch.manual_seed(seed)
   t0 = time.perf_counter()
@@ -74,13 +78,20 @@ def time_hf(model, prompts, args, seed):
   return dt
 
 
-def main():
-  parser = argparse.ArgumentParser()
-  parser.add_argument("--batch", type=int, default=8)
-  parser.add_argument("--prompt", type=int, default=128)
-  parser.add_argument("--new", type=int, default=256)
-  parser.add_argument("--runs", type=int, default=3)
-  args = parser.parse_args()
+def build_parser() -> argparse.ArgumentParser:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                   formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+  parser.add_argument("--batch", type=int, default=8, help="prompts (rows) per generate call")
+  parser.add_argument("--prompt", type=int, default=128, help="prompt tokens per row")
+  parser.add_argument("--new", type=int, default=256, help="generated tokens per row")
+  parser.add_argument("--runs", type=int, default=3, help="timed runs per side, median")
+  return parser
+
+
+def main(argv=None):
+  args = build_parser().parse_args(argv)
+  # torch and transformers are imported where used: `--help` needs neither.
+  import torch  # pylint: disable=g-import-not-at-top
 
   print(f"jax {jax.__version__} on {jax.devices()[0].platform}, torch "
         f"{torch.__version__} with {torch.get_num_threads()} threads, "

@@ -35,7 +35,7 @@ import time
 
 import jax
 
-from microcoder_jax import memory, sharding
+from microcoder_jax import cli, memory, sharding
 from microcoder_jax.models import get_preset
 
 GIB = 2**30
@@ -125,18 +125,25 @@ def format_row(r: dict, attention: str, remat: str) -> str:
           f"| {', '.join(r['fits']) or 'none'} |")
 
 
-def main():
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def build_parser() -> argparse.ArgumentParser:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                   formatter_class=cli.HelpFormatter)
   parser.add_argument("--rows", default=",".join(r.name for r in ROWS),
-                      help="comma-separated row names (default: all)")
+                      help=f"comma-separated row names, of {', '.join(r.name for r in ROWS)} "
+                           "(default: all)")
   parser.add_argument("--attention", default="blockwise",
                       help="attention backend on the fake CPU devices (default: blockwise, "
                            "what `auto` picks at these sizes on CPU)")
-  parser.add_argument("--remat", default="full", help="remat policy (default: full)")
+  parser.add_argument("--remat", default="full", help="remat policy")
   parser.add_argument("--logprob-chunk", type=int, default=1024,
-                      help="tokens per chunk of the chunked log-probs (default: 1024)")
+                      help="tokens per chunk of the chunked log-probs")
   parser.add_argument("--json", default="", help="also write the rows to this JSON file")
-  args = parser.parse_args()
+  return parser
+
+
+def main(argv=None):
+  parser = build_parser()
+  args = parser.parse_args(argv)
   wanted = args.rows.split(",")
   unknown = set(wanted) - {r.name for r in ROWS}
   if unknown:

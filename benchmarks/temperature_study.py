@@ -1,13 +1,13 @@
 """The paper's temperature study at CPU scale: diversity against T, then training
 at a low T, at the automatically selected T and at a high T.
 
-    python benchmarks/temperature_study.py --steps 40 --seeds 0 1 2 --out_dir runs/temperature
+    python benchmarks/temperature_study.py --steps 40 --seeds 0 1 2 --out-dir runs/temperature
 
 1. The diversity-vs-T curve of the bundled demo policy on training prompts
    (`python -m microcoder_jax.select_temperature`, 64 prompts x G = 8, L_max 64).
 2. `configs/demo.py` runs (same budget, same seeds) at `--low` (0.6), at
    `rl.temperature=auto` (the demo's `diversity.target`) and at `--high`
-   (1.8). Finished runs in `--out_dir` are reused.
+   (1.8). Finished runs in `--out-dir` are reused.
 3. `temperature_study.md` (tables and, for each of the paper's temperature
    claims, holds / does not hold / inconclusive with the seed spread as the
    noise bar) and `temperature_study.png` (held-out pass@1, diversity and
@@ -117,14 +117,22 @@ def claims(c: dict, s: dict[str, dict], low: str, high: str) -> list[str]:
   return out
 
 
-def main():
-  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  p.add_argument("--steps", type=int, default=40)
-  p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-  p.add_argument("--low", default="0.6")
-  p.add_argument("--high", default="1.8")
-  p.add_argument("--out_dir", default="runs/temperature")
-  a = p.parse_args()
+def build_parser() -> argparse.ArgumentParser:
+  p = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()),
+                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+  p.add_argument("--steps", type=int, default=40, help="RL steps per run")
+  p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
+                 help="one run per arm and seed")
+  p.add_argument("--low", default="0.6", help="temperature of the low fixed-T arm")
+  p.add_argument("--high", default="1.8", help="temperature of the high fixed-T arm")
+  p.add_argument("--out-dir", "--out_dir", default="runs/temperature",
+                 help="the diversity curve, run workdirs (finished ones are reused), "
+                      "temperature_study.md and .png")
+  return p
+
+
+def main(argv=None):
+  a = build_parser().parse_args(argv)
   os.makedirs(a.out_dir, exist_ok=True)
   c = curve(a.out_dir)
   arms = {a.low: a.low, "auto": "auto", a.high: a.high}

@@ -13,34 +13,54 @@ from __future__ import annotations
 
 import argparse
 
+from microcoder_jax import cli
 from microcoder_jax.curation import pipeline
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def build_parser() -> argparse.ArgumentParser:
+  p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                              formatter_class=cli.HelpFormatter)
   p.add_argument("--inputs", nargs="+", required=True, help="JSONL or JSON files")
-  p.add_argument("--out_dir", required=True)
-  p.add_argument("--min_tests", type=int, default=1)
-  p.add_argument("--dedup_threshold", type=float, default=0.8)
+  p.add_argument("--out-dir", "--out_dir", required=True,
+                 help="where problems.jsonl, tfds/ and report.{json,md} go")
+  p.add_argument("--min-tests", "--min_tests", type=int, default=1,
+                 help="drop problems with fewer tests")
+  p.add_argument("--dedup-threshold", "--dedup_threshold", type=float, default=0.8,
+                 help="statement similarity (word-3-shingle Jaccard) at or above which "
+                      "two problems are near duplicates")
   p.add_argument("--after", default="", help="keep contest_date >= YYYY-MM-DD")
   p.add_argument("--before", default="", help="keep contest_date < YYYY-MM-DD")
-  p.add_argument("--max_refs", type=int, default=3)
-  p.add_argument("--require_verified", action="store_true")
-  p.add_argument("--max_tests", type=int, default=0, help="0: no cap")
+  p.add_argument("--max-refs", "--max_refs", type=int, default=3,
+                 help="reference programs tried per problem")
+  p.add_argument("--require-verified", "--require_verified", action="store_true",
+                 help="drop problems without a verified reference program")
+  p.add_argument("--max-tests", "--max_tests", type=int, default=0,
+                 help="cap on tests per problem (0: no cap)")
   p.add_argument("--policy", default="", help="HF checkpoint dir; '' skips the filter")
-  p.add_argument("--samples", type=int, default=4)
+  p.add_argument("--samples", type=int, default=4,
+                 help="k: responses sampled per problem by the policy")
   p.add_argument("--band", default="0.0,0.9", help="lo,hi: keep lo <= pass rate <= hi")
-  p.add_argument("--temperature", type=float, default=1.0)
-  p.add_argument("--max_new_tokens", type=int, default=1024)
-  p.add_argument("--measure_max", type=int, default=0, help="0: measure every problem")
+  p.add_argument("--temperature", type=float, default=1.0, help="policy sampling temperature")
+  p.add_argument("--max-new-tokens", "--max_new_tokens", type=int, default=1024,
+                 help="response budget of the policy")
+  p.add_argument("--measure-max", "--measure_max", type=int, default=0,
+                 help="problems measured with the policy, the rest predicted "
+                      "(0: measure every problem)")
   p.add_argument("--ratings", default="", help='JSONL {"id", "rating"}, higher = harder')
   p.add_argument("--exclude", nargs="*", default=[],
                  help="held-out problem files: drop their exact/near duplicates")
-  p.add_argument("--seed", type=int, default=0)
-  p.add_argument("--workers", type=int, default=None)
-  p.add_argument("--timeout_s", type=float, default=4.0)
-  p.add_argument("--memory_mb", type=int, default=1024)
-  return p.parse_args(argv)
+  p.add_argument("--seed", type=int, default=0, help="policy sampling seed")
+  p.add_argument("--workers", type=int, default=None,
+                 help="judge worker processes (default: usable cores)")
+  p.add_argument("--timeout-s", "--timeout_s", type=float, default=4.0,
+                 help="judge CPU seconds per test")
+  p.add_argument("--memory-mb", "--memory_mb", type=int, default=1024,
+                 help="judge memory per program, MB")
+  return p
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+  return build_parser().parse_args(argv)
 
 
 def config_from(args: argparse.Namespace) -> pipeline.CurateConfig:

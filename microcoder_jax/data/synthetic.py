@@ -7,7 +7,7 @@ settings of the same families (e.g. `print(3*x+1)` in train, `print(5*x+2)`
 held out), so the split is by construction and a policy must read the
 statement to pass.
 
-    python -m microcoder_jax.data.synthetic --out_dir microcoder_jax/data/bundled
+    python -m microcoder_jax.data.synthetic --out-dir microcoder_jax/data/bundled
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ import os
 import random
 import string
 from typing import Callable, Iterator
+
+from microcoder_jax import cli
 
 
 @dataclasses.dataclass(frozen=True)
@@ -209,12 +211,22 @@ def write_split(out_dir: str, num_tests: int = 6, seed: int = 0) -> dict[str, in
   return counts
 
 
-def main():
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  parser.add_argument("--out_dir", default=os.path.join(os.path.dirname(__file__), "bundled"))
-  parser.add_argument("--num_tests", type=int, default=6)
-  parser.add_argument("--seed", type=int, default=0)
-  args = parser.parse_args()
+def build_parser() -> argparse.ArgumentParser:
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                   formatter_class=cli.HelpFormatter)
+  parser.add_argument("--out-dir", "--out_dir",
+                      default=os.path.join(os.path.dirname(__file__), "bundled"),
+                      help="where synthetic_train.jsonl and synthetic_heldout.jsonl go "
+                           "(default: microcoder_jax/data/bundled, the files the package ships)")
+  parser.add_argument("--num-tests", "--num_tests", type=int, default=6,
+                      help="tests per problem")
+  parser.add_argument("--seed", type=int, default=0,
+                      help="seed of the train/held-out split and of the tests")
+  return parser
+
+
+def main(argv=None):
+  args = build_parser().parse_args(argv)
   print(write_split(args.out_dir, args.num_tests, args.seed))
 
 

@@ -47,10 +47,10 @@ KEPT = [i for i, (stage, _) in EXPECTED.items() if not stage]
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
   out = str(tmp_path_factory.mktemp("curated"))
-  report = cli.main(["--inputs", *INPUTS, "--out_dir", out, "--workers", "2",
-                     "--min_tests", "2", "--after", "2024-08-01", "--max_tests", "5",
+  report = cli.main(["--inputs", *INPUTS, "--out-dir", out, "--workers", "2",
+                     "--min-tests", "2", "--after", "2024-08-01", "--max-tests", "5",
                      "--policy", POLICY, "--samples", "2", "--temperature", "0",
-                     "--max_new_tokens", "64", "--band", "0.0,0.9",
+                     "--max-new-tokens", "64", "--band", "0.0,0.9",
                      "--ratings", os.path.join(DATA, "ratings.jsonl")])
   with open(os.path.join(out, "problems.jsonl"), encoding="utf-8") as f:
     rows = {r["id"]: r for r in map(json.loads, f)}
@@ -150,7 +150,7 @@ def test_test_caps_keep_discriminating_tests(run):
 def test_livecodebench_file_round_trip(tmp_path):
   out = tmp_path / "lcb"
   proc = subprocess.run([sys.executable, "-m", "microcoder_jax.curation", "--inputs", LCB,
-                         "--out_dir", str(out), "--workers", "1"],
+                         "--out-dir", str(out), "--workers", "1"],
                         cwd=REPO, capture_output=True, text=True, timeout=120, check=False)
   assert proc.returncode == 0, proc.stderr[-2000:]
   # Nothing is downloaded: TFDS's "Downloading and preparing" lines are replaced.
@@ -190,7 +190,7 @@ def test_curate_module_is_an_alias_of_the_curation_cli():
   helps = [subprocess.run([sys.executable, "-m", module, "--help"], cwd=REPO,
                           capture_output=True, text=True, timeout=120, check=True).stdout
            for module in ("microcoder_jax.curation", "microcoder_jax.curate")]
-  assert "--inputs" in helps[0] and "--out_dir" in helps[0]
+  assert "--inputs" in helps[0] and "--out-dir" in helps[0]
   # The usage line names the file run (__main__.py, curate.py); the options agree.
   assert helps[1].split("options:")[1] == helps[0].split("options:")[1]
 

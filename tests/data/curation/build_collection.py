@@ -4,7 +4,7 @@
 
 Three layouts (native, TACO-style, CodeContests-style) with planted defects;
 EXPECTED below is each row's intended fate under the test's options
-(--min_tests 2 --after 2024-08-01 --max_tests 5 --band 0.0,0.9).
+(--min-tests 2 --after 2024-08-01 --max-tests 5 --band 0.0,0.9).
 """
 import json
 import math
