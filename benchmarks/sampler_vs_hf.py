@@ -58,7 +58,8 @@ def measure_compile(sampler, params, prompts, args):
   ids, mask, n = sampler.prepare_prompts(prompts, 1)
   t0 = time.perf_counter()
   sampler.generate_fn.lower(
-      params, ids, mask, np.ones(n, np.float32), np.zeros(args.new, np.float32),
+      params, ids, mask, np.ones(n, np.float32), np.arange(n, dtype=np.int32),
+      np.zeros(args.new, np.float32),
       np.float32(1.0), jax.random.key(0), max_new_tokens=args.new, top_k=0,
       per_step=False).compile()
   return time.perf_counter() - t0

@@ -230,5 +230,6 @@ def lower_sampler(cfg: ModelConfig, mesh, *, rows: int, prompt: int, new_tokens:
   with sharding.use_mesh(mesh):
     return sampler.generate_fn.lower(
         abs_params, s((rows, prompt), jnp.int32), s((rows, prompt), bool),
-        s((rows,), jnp.float32), jnp.zeros((new_tokens,), jnp.float32), jnp.float32(1.0),
+        s((rows,), jnp.float32), s((rows,), jnp.int32),
+        jnp.zeros((new_tokens,), jnp.float32), jnp.float32(1.0),
         jax.random.key(0), max_new_tokens=new_tokens, top_k=0, per_step=False)

@@ -56,7 +56,7 @@ def sample_and_judge(sampler, params, evaluator, tokenizer, problems: Sequence,
                      prompt_ids: Sequence[Sequence[int]], *, group_size: int,
                      max_new_tokens: int, temperature: float, rng: jax.Array,
                      top_p: float = 1.0, top_k: int = 0, chunks: int = 1,
-                     max_chunk_prompts: int = 0) -> Judged:
+                     max_chunk_prompts: int = 0, judge_limits=None) -> Judged:
   """Samples `group_size` responses per prompt and judges them; generation of
   chunk c+1 overlaps judging of chunk c.
 
@@ -65,6 +65,9 @@ def sample_and_judge(sampler, params, evaluator, tokenizer, problems: Sequence,
   from `rollout.chunk_rows` or the KV-cache budget). Chunks may fall into
   different prompt-length buckets. With several processes, each judges only
   its own rows of every chunk; the verdicts are exchanged once at the end.
+  Every response depends on (rng, its row, its prompt, params) only, never on
+  the chunking (`Sampler.sample`'s `first_row`). `judge_limits` (timeout_s,
+  memory_mb) replace the evaluator's defaults for these samples.
   """
   n = len(problems)
   if max_chunk_prompts:
@@ -77,7 +80,8 @@ def sample_and_judge(sampler, params, evaluator, tokenizer, problems: Sequence,
     lo, hi = bounds[c], bounds[c + 1]
     return sampler.sample(params, prompt_ids[lo:hi], num_samples=group_size,
                           max_new_tokens=max_new_tokens, temperature=temperature,
-                          top_p=top_p, top_k=top_k, rng=jax.random.fold_in(rng, c))
+                          top_p=top_p, top_k=top_k, rng=rng,
+                          first_row=int(lo) * group_size)
 
   pending, tickets, parts, texts = dispatch(0), [], [], []
   gen_wait = 0.0
@@ -92,7 +96,8 @@ def sample_and_judge(sampler, params, evaluator, tokenizer, problems: Sequence,
     samples = judge_rows(problems[lo:hi], prompt_ids[lo:hi], chunk_texts, tokenizer,
                          group_size)
     mine = samples[multihost.own_rows(len(samples))]
-    tickets.append(evaluator.submit({p.id: p for p in problems[lo:hi]}, mine))
+    tickets.append(evaluator.submit({p.id: p for p in problems[lo:hi]}, mine,
+                                    **(judge_limits or {})))
     parts.append(part)
     texts += chunk_texts
     pending = nxt

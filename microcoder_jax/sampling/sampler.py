@@ -153,7 +153,7 @@ class Sampler:
   def sample(self, params: nnx.State, prompts: Sequence[Sequence[int]], *,
              num_samples: int, max_new_tokens: int, temperature=1.0,
              top_p: float = 1.0, top_k: int = 0, rng: jax.Array,
-             temperature_schedule=None) -> Rollout:
+             temperature_schedule=None, first_row: int = 0) -> Rollout:
     """Samples `num_samples` responses per prompt.
 
     Args:
@@ -163,6 +163,11 @@ class Sampler:
       temperature_schedule: optional [max_new_tokens] array; when given, decode
         step t samples every row at `temperature_schedule[t]`.
       rng: a JAX PRNG key.
+      first_row: the global index of this call's first row. Row r draws its
+        token at decode step i with `fold_in(fold_in(rng, i), first_row + r)`,
+        so a response depends on (rng, its global row, its prompt, params)
+        only: splitting a batch into calls (with consecutive `first_row`s)
+        or changing the batch size leaves every response the same.
     """
     ids, mask, n = self.prepare_prompts(prompts, num_samples)
     n_padded = ids.shape[0]
@@ -174,7 +179,8 @@ class Sampler:
     if sched.shape != (max_new_tokens,):
       raise ValueError(f"temperature_schedule has shape {sched.shape}, expected "
                        f"({max_new_tokens},)")
-    args = (jnp.asarray(ids), jnp.asarray(mask), jnp.asarray(temp_N))
+    row_N = np.arange(first_row, first_row + n_padded, dtype=np.int32)
+    args = (jnp.asarray(ids), jnp.asarray(mask), jnp.asarray(temp_N), jnp.asarray(row_N))
     if self.mesh is not None:
       rows = NamedSharding(self.mesh, P(("data", "fsdp")))
       args = tuple(jax.device_put(a, rows) for a in args)
@@ -188,7 +194,7 @@ class Sampler:
     return jax.tree.map(lambda x: x[:n], out) if n != n_padded else out
 
   # ------------------------------------------------------------ the program
-  def _generate_impl(self, params, ids_NxP, mask_NxP, temp_N, sched_T, top_p, rng,
+  def _generate_impl(self, params, ids_NxP, mask_NxP, temp_N, row_N, sched_T, top_p, rng,
                      *, max_new_tokens: int, top_k: int, per_step: bool):
     self.num_traces += 1
     model = nnx.merge(self.graphdef, _in_compute_dtype(params, self.compute_dtype))
@@ -198,11 +204,15 @@ class Sampler:
     def temps(i):
       return jnp.full((n,), sched_T[i]) if per_step else temp_N
 
+    def row_keys(i):
+      step_key = jax.random.fold_in(rng, i)
+      return jax.vmap(jax.random.fold_in, (None, 0))(step_key, row_N)
+
     with jax.named_scope("prefill"):
       cache = model.init_cache(n, p + max_new_tokens)
       hidden, cache = model(ids_NxP, attention_mask_BxT=mask_NxP, cache=cache,
                             return_hidden=True)
-      tok, lp = strategies.select(jax.random.fold_in(rng, 0),
+      tok, lp = strategies.select(row_keys(0),
                                   model.logits(hidden[:, -1]), temps(0), top_p, top_k)
     tokens_NxT = jnp.full((n, max_new_tokens), self.pad_id, jnp.int32).at[:, 0].set(tok)
     logprobs_NxT = jnp.zeros((n, max_new_tokens), jnp.float32).at[:, 0].set(lp)
@@ -217,7 +227,7 @@ class Sampler:
       i, done = s.step, s.done_N
       logits, cache = model(s.last_N[:, None], cache=s.cache)
       t_N = temps(i)
-      tok, lp = strategies.select(jax.random.fold_in(rng, i), logits[:, 0], t_N,
+      tok, lp = strategies.select(row_keys(i), logits[:, 0], t_N,
                                   top_p, top_k)
       tok = jnp.where(done, self.pad_id, tok)
       lp = jnp.where(done, 0.0, lp)

@@ -51,13 +51,21 @@ def restrict_top_p(logp_BxV, top_p):
 def draw(key, logp_BxV):
   """One exact draw per row: Gumbel-max, argmax(log p + G), G ~ Gumbel(0, 1).
 
+  `key` is one PRNG key for the whole batch, or a batch of keys [B], one per
+  row; with per-row keys a row's draw depends on its key and its log-probs
+  only, never on which other rows share the batch.
+
   Exact for any vocabulary size: no cumulative sum whose float32 rounding
   would shift mass or make tail tokens undrawable. The noise uses
   `mode="high"` (about 32 random bits per value), so the Gumbel tail that
   decides rare tokens is resolved far below 1e-7. Restricted (-inf) tokens
   are never drawn.
   """
-  gumbel_BxV = jax.random.gumbel(key, logp_BxV.shape, jnp.float32, mode="high")
+  if key.ndim == 1:
+    gumbel_BxV = jax.vmap(lambda k: jax.random.gumbel(
+        k, logp_BxV.shape[1:], jnp.float32, mode="high"))(key)
+  else:
+    gumbel_BxV = jax.random.gumbel(key, logp_BxV.shape, jnp.float32, mode="high")
   return jnp.argmax(logp_BxV + gumbel_BxV, axis=-1).astype(jnp.int32)
 
 

@@ -114,6 +114,22 @@ def test_draw_is_exact_on_a_qwen_sized_vocabulary():
   assert p_value > 1e-3
 
 
+def test_responses_do_not_depend_on_how_the_batch_is_split(model):
+  """Row r's draws use its global row index, so one call of 6 prompts and two
+  calls of 3 (consecutive `first_row`) give the same responses; a different
+  row gives a different response."""
+  sampler = Sampler(model, stop_ids=(_UNUSED,))
+  prompts = [[5 + i, 17, 9, 33] for i in range(6)]
+  kw = dict(num_samples=2, max_new_tokens=10, temperature=1.3, rng=jax.random.key(3))
+  whole = np.asarray(sampler.sample(nnx.state(model), prompts, **kw).tokens_NxT)
+  parts = [np.asarray(sampler.sample(nnx.state(model), prompts[lo:lo + 3], first_row=2 * lo,
+                                     **kw).tokens_NxT) for lo in (0, 3)]
+  np.testing.assert_array_equal(whole, np.concatenate(parts))
+  shifted = np.asarray(sampler.sample(nnx.state(model), prompts[3:], **kw).tokens_NxT)
+  assert (shifted != parts[1]).any()
+  assert (whole[0::2] != whole[1::2]).any()  # the samples of a group differ
+
+
 def test_top_k_and_top_p_restrict_support():
   m = _peaked(init_model(get_preset("tiny", vocab_size=16), seed=4), 5.0)
   logits = np.asarray(m(jnp.asarray([[1, 2, 3]]))[0, -1], np.float64)
