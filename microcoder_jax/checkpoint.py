@@ -48,6 +48,10 @@ class Checkpointer:
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
 
+  def all_steps(self) -> list[int]:
+    """The saved RL steps, ascending."""
+    return sorted(self._manager.all_steps())
+
   def should_save(self, rl_step: int) -> bool:
     return self.every > 0 and rl_step % self.every == 0
 
@@ -64,6 +68,11 @@ class Checkpointer:
     rl_step = self.latest_step() if rl_step is None else rl_step
     if rl_step is None:
       raise FileNotFoundError(f"no checkpoint in {self.directory}")
+    saved = self.all_steps()
+    if rl_step not in saved:
+      raise FileNotFoundError(
+          f"no checkpoint of RL step {rl_step} in {self.directory}; saved steps: "
+          f"{', '.join(map(str, saved)) or 'none'}")
     items = os.listdir(os.path.join(self.directory, str(rl_step)))
     if "params" not in items or "run" not in items:
       raise CheckpointFormatError(

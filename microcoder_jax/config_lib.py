@@ -131,8 +131,11 @@ def base_config(objective: str, arg: str | None = None) -> ml_collections.Config
   c.optim = dict(lr=1e-6, warmup_steps=0, weight_decay=0.01, grad_clip=1.0,
                  b1=0.9, b2=0.999)
   c.evaluator = dict(workers=0, timeout_s=6.0, memory_mb=2048)
+  # Held-out evaluation (`heldout.Settings`; `benchmark` uses the same
+  # settings, so the same weights score the same in both).
   c.eval = dict(every=20, k=4, temperature=0.6, top_p=0.95,
-                max_response_length=str(a.max_response_length), max_problems=0)
+                max_response_length=str(a.max_response_length), max_problems=0,
+                timeout_s=6.0, memory_mb=2048)
   c.checkpoint = dict(every=20, keep=3)
   # Response diversity D: its n-gram size, `auto` temperature selection (the
   # lowest candidate T whose D on `probe_prompts` training prompts reaches
@@ -140,6 +143,9 @@ def base_config(objective: str, arg: str | None = None) -> ml_collections.Config
   c.diversity = dict(ngram=4, target=0.65, candidates="0.6,0.8,1.0,1.2,1.4,1.6,1.8",
                      probe_prompts=64, alert_floor=0.5, alert_patience=20)
   c.export = True
+  # Resuming a workdir whose recorded objective, model, data or seed differ is
+  # refused unless this is True (the change is then recorded in report.md).
+  c.allow_config_change = False
   if a.runlocal:
     runlocal(c)
   return c
@@ -254,6 +260,8 @@ def _checks(c, obj: Objective):
       (0 <= c.diversity.alert_floor <= 1, "diversity.alert_floor", "must be in [0, 1]"),
       (pos(c.evaluator.timeout_s), "evaluator.timeout_s", "must be > 0"),
       (pos(c.evaluator.memory_mb), "evaluator.memory_mb", "must be > 0"),
+      (pos(c.eval.timeout_s), "eval.timeout_s", "must be > 0"),
+      (pos(c.eval.memory_mb), "eval.memory_mb", "must be > 0"),
       (c.evaluator.workers >= 0, "evaluator.workers", "must be >= 0 (0: usable cores)"),
       (not c.data.eval or c.eval.every >= 1, "eval.every",
        "must be >= 1 when data.eval is set"),

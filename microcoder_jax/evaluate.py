@@ -22,6 +22,7 @@ import os
 import sys
 import time
 
+from microcoder_jax import cli
 from microcoder_jax import evaluator
 from microcoder_jax.evaluator.orchestrator import IsolationError
 from microcoder_jax.evaluator.problems import read_jsonl
@@ -69,7 +70,7 @@ def _open_out(path: str):
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(
       description=__doc__.split("\n")[0],
-      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+      formatter_class=cli.HelpFormatter)
   parser.add_argument("--problems", required=True, help="problems JSONL")
   parser.add_argument("--samples", required=True, help="samples JSONL")
   parser.add_argument("--out", required=True, help="results JSONL (written as judged)")

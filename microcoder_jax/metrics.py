@@ -146,8 +146,10 @@ def plot_run(rows: list[dict], out_png: str) -> str:
   return out_png
 
 
-def write_report(rows: list[dict], path: str, config, png: str | None = None) -> str:
-  """A short Markdown report: setup, first/last metrics, timing breakdown."""
+def write_report(rows: list[dict], path: str, config, png: str | None = None,
+                 extra: list[str] = ()) -> str:
+  """A short Markdown report: setup, first/last metrics, timing breakdown,
+  then `extra` lines (e.g. `provenance.report_lines`)."""
   train = [r for r in rows if "reward/mean" in r]
   held = [r for r in rows if "heldout/pass@1" in r]
   lines = [f"# Run report: {config.rl.name}", "",
@@ -172,6 +174,8 @@ def write_report(rows: list[dict], path: str, config, png: str | None = None) ->
     lines += ["", "Seconds per step by phase (mean):", ""]
     lines += [f"- {k[5:-2]}: {sum(r.get(k, 0.0) for r in train) / len(train):.2f}"
               for k in phases]
+  if extra:
+    lines += [""] + list(extra)
   if png:
     lines += ["", f"![curves]({os.path.basename(png)})"]
   with open(path, "w") as f:

@@ -35,7 +35,7 @@ import jax
 import numpy as np
 from flax import nnx
 
-from microcoder_jax import rollout, sharding
+from microcoder_jax import cli, rollout, sharding
 from microcoder_jax.sampling.temperature import (DEFAULT_CANDIDATES, Choice, Measurement,
                                                  choose_by_probe, choose_by_target, measure)
 
@@ -139,7 +139,7 @@ def run_probes(config: str, model: str, problems: str, temperatures, steps: int,
 
 def _args(argv=None):
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                              formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                              formatter_class=cli.HelpFormatter)
   p.add_argument("--model", required=True, help="HF repo id, HF directory or training workdir")
   p.add_argument("--problems", required=True,
                  help="problem file, bundled:NAME, hf:DATASET[:SPLIT] or tfds:DIR")

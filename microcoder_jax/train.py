@@ -28,7 +28,7 @@ from flax import nnx
 from ml_collections import config_flags
 from tqdm import tqdm
 
-from microcoder_jax import checkpoint, config_lib, heldout, multihost
+from microcoder_jax import checkpoint, config_lib, heldout, multihost, provenance
 from microcoder_jax import metrics as metrics_lib
 from microcoder_jax import rollout as rollout_lib
 from microcoder_jax import sharding
@@ -36,6 +36,7 @@ from microcoder_jax import update as update_lib
 from microcoder_jax.config_lib import ConfigError
 from microcoder_jax.data import datasets, prompts, tiny_tokenizer
 from microcoder_jax.evaluator import Evaluator
+from microcoder_jax.models import hf_io
 from microcoder_jax.models import (KVCache, from_pretrained, get_preset, init_model,
                                    save_pretrained)
 from microcoder_jax.rl import batch as batch_lib
@@ -76,8 +77,19 @@ def sampler_row_cap(c, model_cfg, mesh, prompt_len: int, max_response_length: in
   return max(group, rows - rows % group)
 
 
-def load_tokenizer(c):
-  name = c.model.tokenizer or c.model.init_from
+def resolve_sources(c) -> dict[str, str]:
+  """Local directories of `model.init_from` and `model.tokenizer` (HF repo ids
+  are fetched once, here, before any other work; an unreachable id fails in
+  seconds with a `CheckpointError` naming it)."""
+  out = {}
+  for key in ("init_from", "tokenizer"):
+    name = c.model[key]
+    out[key] = name if name in ("", "bundled") else hf_io.resolve_checkpoint(name)
+  return out
+
+
+def load_tokenizer(c, sources):
+  name = sources["tokenizer"] or sources["init_from"]
   if name in ("", "bundled"):
     return tiny_tokenizer.load()
   import transformers  # pylint: disable=g-import-not-at-top
@@ -86,13 +98,10 @@ def load_tokenizer(c):
 
 def encode_all(tokenizer, problems, c):
   """Prompt ids per problem; problems whose prompt is too long are dropped."""
-  kept, ids = [], []
-  for p in problems:
-    x = prompts.encode_prompt(tokenizer, p, system=c.data.system_prompt or None,
-                              chat_template_kwargs=dict(c.data.chat_template_kwargs))
-    if len(x) <= c.data.max_prompt_length:
-      kept.append(p)
-      ids.append(x)
+  kept, ids = prompts.encode_problems(
+      tokenizer, problems, system=c.data.system_prompt or None,
+      chat_template_kwargs=dict(c.data.chat_template_kwargs),
+      max_prompt_length=c.data.max_prompt_length)
   if len(kept) < len(problems):
     log.warning("dropped %d problems with prompts over %d tokens",
                 len(problems) - len(kept), c.data.max_prompt_length)
@@ -112,12 +121,13 @@ def warn_replicated_rows(c, objective, mesh) -> None:
                 c.micro_batch_size, shards)
 
 
-def build_policy(c, tokenizer, mesh):
-  """The policy: from `model.init_from` (HF id or directory) or a random init."""
+def build_policy(c, tokenizer, mesh, init_dir: str = ""):
+  """The policy: from `init_dir` (`model.init_from`, resolved to a local
+  directory) or a random init."""
   options = dict(attention=c.model.attention, remat=c.model.remat,
                  scan_layers=c.model.scan_layers)
-  if c.model.init_from:
-    model = from_pretrained(c.model.init_from, dtype=c.model.dtype,
+  if init_dir:
+    model = from_pretrained(init_dir, dtype=c.model.dtype,
                             param_dtype=c.model.param_dtype, mesh=mesh, **options)
   else:
     overrides = dict(dtype=c.model.dtype, param_dtype=c.model.param_dtype, **options)
@@ -140,11 +150,12 @@ def write_run_files(workdir: str, c, model, tokenizer) -> None:
 
 
 def prng_streams(key: jax.Array) -> dict[str, jax.Array]:
-  """Independent streams: rollout sampling, CTM draws U_i, held-out sampling
-  and `auto` temperature selection; each is folded with the RL step (and the
-  rollout stream with the round)."""
+  """Independent streams: rollout sampling, CTM draws U_i and `auto`
+  temperature selection; each is folded with the RL step (and the rollout
+  stream with the round). Stream `heldout.STREAM` (2) is the held-out
+  evaluation's (`heldout.sample_key`, shared with the benchmark CLI)."""
   return {name: jax.random.fold_in(key, i)
-          for i, name in enumerate(("rollout", "ctm", "heldout", "select"))}
+          for i, name in enumerate(("rollout", "ctm", None, "select")) if name}
 
 
 def load_data(c, tokenizer):
@@ -269,6 +280,8 @@ def main(argv):
     multihost.init_distributed()
   objective = config_lib.check(c)
   os.makedirs(workdir, exist_ok=True)
+  accepted_changes = provenance.check_resume(workdir, c)
+  sources = resolve_sources(c)
   is_main = jax.process_index() == 0
   g = objective.group_size
 
@@ -279,7 +292,7 @@ def main(argv):
            jax.devices()[0].platform)
 
   # ----------------------------------------------------------------- data
-  tokenizer = load_tokenizer(c)
+  tokenizer = load_tokenizer(c, sources)
   stop_ids = prompts.stop_token_ids(tokenizer, tuple(c.rollout.stop_tokens))
   prompt_of, data_iter, eval_problems, eval_ids = load_data(c, tokenizer)
   probe = probe_prompts(data_iter.problems, prompt_of, c.diversity.probe_prompts,
@@ -287,7 +300,7 @@ def main(argv):
 
   # ------------------------------------------------ policy, optimizer, state
   # Resume precedence: a checkpoint in workdir > init_from > random init.
-  model = build_policy(c, tokenizer, mesh)
+  model = build_policy(c, tokenizer, mesh, sources["init_from"])
   if is_main:
     write_run_files(workdir, c, model, tokenizer)
   graphdef, params = nnx.split(model)
@@ -304,6 +317,8 @@ def main(argv):
   start = 0
   if ckpt.latest_step() is not None:
     state, key, start = resume(ckpt, state, data_iter, controller)
+    if is_main:
+      provenance.record(workdir, accepted_changes, start)
   streams = prng_streams(key)
 
   # ------------------------------------------------------------- programs
@@ -334,9 +349,7 @@ def main(argv):
              len(eval_problems), c.eval.k)
     m, table, samples, results = heldout.evaluate_policy(
         sampler, state.params, evaluator, tokenizer, eval_problems, eval_ids,
-        k=c.eval.k, max_new_tokens=int(eval_length(rl_step)),
-        temperature=c.eval.temperature, top_p=c.eval.top_p,
-        rng=jax.random.fold_in(streams["heldout"], rl_step),
+        heldout.Settings.from_config(c, rl_step), rng=heldout.sample_key(key, rl_step),
         batch_prompts=eval_rows // c.eval.k if eval_rows else 64)
     if is_main:
       with open(os.path.join(workdir, f"heldout_{rl_step:06d}.jsonl"), "w") as f:
@@ -446,17 +459,34 @@ def finish(c, workdir, metrics_path, graphdef, params, tokenizer, stop_ids,
   if is_main and os.path.exists(metrics_path):
     rows = metrics_lib.read_metrics(metrics_path)
     png = metrics_lib.plot_run(rows, os.path.join(workdir, "curves.png"))
-    report = metrics_lib.write_report(rows, os.path.join(workdir, "report.md"), c, png)
+    report = metrics_lib.write_report(rows, os.path.join(workdir, "report.md"), c, png,
+                                      extra=provenance.report_lines(
+                                          provenance.history(workdir)))
     summary = metrics_lib.heldout_summary(rows, k=c.eval.k, temperature=c.eval.temperature)
     print(f"\n{summary}\nplot: {png}\nreport: {report}" if summary
           else f"\nplot: {png}\nreport: {report}")
   if c.export:
+    # The export prompts as training did: its default chat template adds the
+    # format instruction, system prompt and template arguments of this run.
+    export_tokenizer = prompts.with_training_template(
+        tokenizer, system=c.data.system_prompt or None,
+        chat_template_kwargs=dict(c.data.chat_template_kwargs)) if is_main else None
     save_pretrained(nnx.merge(graphdef, params), os.path.join(workdir, "export"),
-                    tokenizer=tokenizer if is_main else None, stop_ids=stop_ids)
+                    tokenizer=export_tokenizer, stop_ids=stop_ids)
     if is_main:
       print(f"exported policy: {os.path.join(workdir, 'export')}")
 
 
+def run(argv):
+  """`main`, with a user's mistakes (bad config, unreachable model, a workdir
+  of another run) reported as one message instead of a traceback."""
+  try:
+    main(argv)
+  except (ConfigError, hf_io.CheckpointError, provenance.ProvenanceError,
+          checkpoint.CheckpointFormatError) as e:
+    raise SystemExit(f"error: {e}") from None
+
+
 if __name__ == "__main__":
   flags.mark_flags_as_required(["config"])
-  app.run(main)
+  app.run(run)

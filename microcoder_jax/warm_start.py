@@ -33,7 +33,7 @@ import numpy as np
 import optax
 from flax import nnx
 
-from microcoder_jax import heldout
+from microcoder_jax import cli, heldout
 from microcoder_jax.data import datasets, prompts, tiny_tokenizer
 from microcoder_jax.evaluator import Evaluator
 from microcoder_jax.models import ModelConfig, init_model, save_pretrained
@@ -153,15 +153,16 @@ def heldout_pass_rate(model, tokenizer, *, k=4, temperature=0.6, seed=0,
                     pad_id=tokenizer.pad_token_id)
   with Evaluator(timeout_s=2.0, memory_mb=512) as ev:
     metrics, table, _, _ = heldout.evaluate_policy(
-        sampler, nnx.state(model), ev, tokenizer, problems, ids, k=k,
-        max_new_tokens=max_new_tokens, temperature=temperature, top_p=0.95,
+        sampler, nnx.state(model), ev, tokenizer, problems, ids,
+        heldout.Settings(k=k, temperature=temperature, top_p=0.95,
+                         max_new_tokens=max_new_tokens, timeout_s=2.0, memory_mb=512),
         rng=jax.random.key(seed), batch_prompts=64)
   return metrics["heldout/pass@1"], table
 
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                   formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                   formatter_class=cli.HelpFormatter)
   parser.add_argument("--out", default="runs/tiny_policy",
                       help="HF directory to write (the bundled demo policy lives in "
                            "microcoder_jax/data/bundled/tiny_policy)")

@@ -115,8 +115,8 @@ def worker(process_id: int, num_processes: int, port: int, out: str) -> None:
     # Held-out evaluation with the updated policy (as the trainer runs it).
     heldout, _, _, heldout_results = heldout_lib.evaluate_policy(
         sampler, state.params, evaluator, _VerdictTokenizer(tok), problems, prompt_ids,
-        k=2, max_new_tokens=8, temperature=1.0, top_p=1.0, rng=jax.random.fold_in(key, 2),
-        batch_prompts=2)
+        heldout_lib.Settings(k=2, max_new_tokens=8, temperature=1.0, top_p=1.0),
+        rng=jax.random.fold_in(key, 2), batch_prompts=2)
   flat = {}
   for path, var in nnx.to_flat_state(state.params):
     value = var.get_value()

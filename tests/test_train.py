@@ -71,20 +71,39 @@ def test_demo_runs_end_to_end_and_resumes_identically(tmp_path):
                "export/tokenizer.json"):
     assert os.path.exists(full / name), name
   assert sorted(os.listdir(full / "checkpoints")) == ["1", "2", "3"]
+  base = full / "export" / "additional_chat_templates"  # the original template, named
+  assert oct(base.stat().st_mode)[-3:] == "755" and (base / "base.jinja").exists()
 
-  # Benchmark CLI on the training workdir (orbax checkpoint) and on the HF export.
-  for model in (full, full / "export"):
-    out = subprocess.run(
-        [sys.executable, "-m", "microcoder_jax.benchmark", "--model", str(model),
-         "--problems", "bundled:synthetic_heldout", "--samples-per-problem", "2",
-         "--max-new-tokens", "16", "--max-problems", "5", "--out-dir", str(tmp_path / "bench")],
+  # Benchmark CLI on the HF export, then on the training workdir with the
+  # run's own held-out settings: it scores the checkpoint exactly as the run did.
+  def bench(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "microcoder_jax.benchmark", *map(str, args),
+         "--out-dir", str(tmp_path / "bench")],
         cwd=ROOT, env=dict(os.environ, XLA_FLAGS=""), capture_output=True, text=True,
         timeout=300)
-    assert out.returncode == 0, out.stderr[-3000:]
-    assert "| All |" in out.stdout and "overall pass@1" in out.stdout
-    with open(tmp_path / "bench" / "results.jsonl") as f:
-      results = [json.loads(l) for l in f]
-    assert len(results) == 10 and {"id", "sample", "verdict", "passed"} <= set(results[0])
+
+  out = bench("--model", full / "export", "--problems", "bundled:synthetic_heldout",
+              "--samples-per-problem", "2", "--max-new-tokens", "16", "--max-problems", "5")
+  assert out.returncode == 0, out.stderr[-3000:]
+  assert "| All |" in out.stdout and "overall pass@1" in out.stdout
+  with open(tmp_path / "bench" / "results.jsonl") as f:
+    results = [json.loads(l) for l in f]
+  assert len(results) == 10 and {"id", "sample", "verdict", "passed"} <= set(results[0])
+  out = bench("--model", full, "--step", "3")
+  assert out.returncode == 0, out.stderr[-3000:]
+  with open(full / "heldout_000003.jsonl") as f:
+    in_run = [json.loads(l) for l in f]
+  with open(tmp_path / "bench" / "samples.jsonl") as f:
+    samples = [json.loads(l) for l in f]
+  with open(tmp_path / "bench" / "results.jsonl") as f:
+    verdicts = [json.loads(l)["verdict"] for l in f]
+  assert [r["completion"] for r in in_run] == [s["completion"] for s in samples]
+  assert [r["verdict"] for r in in_run] == verdicts
+  held3 = next(r["heldout/pass@1"] for r in rows if r["step"] == 3 and "heldout/pass@1" in r)
+  assert f"overall pass@1: {100 * held3:.2f}%" in out.stdout
+  out = bench("--model", full, "--step", "7")  # a step that was never saved
+  assert out.returncode != 0 and "saved steps: 1, 2, 3" in out.stderr, out.stderr[-2000:]
 
   # Interrupted after step 1, then resumed to step 3 in a new process.
   part = tmp_path / "part"
@@ -101,6 +120,24 @@ def test_demo_runs_end_to_end_and_resumes_identically(tmp_path):
   for k in a:
     np.testing.assert_allclose(a[k], b[k], rtol=1e-6, atol=1e-7, err_msg=k)
 
+  # Resuming with another objective is refused, naming the keys, before any
+  # work; with allow_config_change it continues and the report records it.
+  def train(config_arg, *extra):
+    return subprocess.run(
+        [sys.executable, "-m", "microcoder_jax.train",
+         f"--config={ROOT}/configs/demo.py:{config_arg}", f"--workdir={part}", *_SMALL, *extra],
+        cwd=ROOT, env=dict(os.environ, XLA_FLAGS=""), capture_output=True, text=True,
+        timeout=300)
+
+  proc = train("steps=3,objective=dapo")
+  assert proc.returncode != 0
+  assert "rl.name: 'microcoder_grpo' (recorded) -> 'dapo' (now)" in proc.stderr, proc.stderr
+  assert "Traceback" not in proc.stderr
+  proc = train("steps=3,rho=0.3", "--config.allow_config_change=True")
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  report = (part / "report.md").read_text()
+  assert "RL step 3: `rl.rho` 0.1 -> 0.3" in report, report
+
   # The policy alone, restored from the checkpoint without any optimizer.
   from microcoder_jax import benchmark
   from microcoder_jax.models import from_pretrained
@@ -109,6 +146,20 @@ def test_demo_runs_end_to_end_and_resumes_identically(tmp_path):
   exported = from_pretrained(str(part / "export"), mesh=mesh)
   jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7),
                nnx.state(restored, nnx.Param), nnx.state(exported, nnx.Param))
+
+
+def test_unreachable_model_id_fails_fast_with_one_message(tmp_path):
+  env = dict(os.environ, XLA_FLAGS="", HF_HUB_OFFLINE="1")
+  proc = subprocess.run(
+      [sys.executable, "-m", "microcoder_jax.train",
+       f"--config={ROOT}/configs/demo.py:init_from=no-such-org/no-such-model",
+       f"--workdir={tmp_path}"], cwd=ROOT, env=env, capture_output=True, text=True,
+      timeout=120)
+  assert proc.returncode != 0
+  errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
+  assert len(errors) == 1 and "'no-such-org/no-such-model'" in errors[0], proc.stderr
+  assert "neither a local directory nor reachable" in errors[0]
+  assert "Traceback" not in proc.stderr
 
 
 def _random_batch(cfg, n=8, p=5, t=6, seed=0):

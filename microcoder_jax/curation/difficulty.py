@@ -39,8 +39,10 @@ def measure_pass_rates(policy_path: str, ev, rows: list[dict], *, k: int,
   sampler = Sampler(model, stop_ids=prompts.stop_token_ids(tokenizer),
                     pad_id=tokenizer.pad_token_id or 0)
   _, _, _, results = heldout.evaluate_policy(
-      sampler, nnx.state(model), ev, tokenizer, problems, ids, k=k,
-      max_new_tokens=max_new_tokens, temperature=temperature, top_p=1.0,
+      sampler, nnx.state(model), ev, tokenizer, problems, ids,
+      heldout.Settings(k=k, temperature=temperature, top_p=1.0,
+                       max_new_tokens=max_new_tokens, timeout_s=ev.timeout_s,
+                       memory_mb=ev.memory_mb),
       rng=jax.random.key(seed), batch_prompts=64)
   passed_PxK = np.asarray([r.verdict == "pass" for r in results]).reshape(len(rows), k)
   return {p.id: float(x) for p, x in zip(problems, passed_PxK.mean(axis=1))}

@@ -157,9 +157,14 @@ class Evaluator:
     return proc
 
   # --------------------------------------------------------------- public --
-  def submit(self, problems, samples) -> Ticket:
+  def submit(self, problems, samples, *, timeout_s: float | None = None,
+             memory_mb: int | None = None) -> Ticket:
     """Queues samples; returns at once. Samples are {"id", "completion"}
-    dicts (or "code" to skip extraction) or (id, completion) pairs."""
+    dicts (or "code" to skip extraction) or (id, completion) pairs.
+    `timeout_s` / `memory_mb` replace the evaluator's defaults for these
+    samples (a problem's own limits still win)."""
+    limits = (_check_limit("timeout_s", timeout_s or self.timeout_s),
+              int(_check_limit("memory_mb", memory_mb or self.memory_mb)))
     if not isinstance(problems, dict):
       problems = {p.id: p for p in problems}
     samples = list(samples)
@@ -187,7 +192,7 @@ class Evaluator:
         base.detail = f"source of {size} bytes exceeds max_code_bytes={self.max_code_bytes}"
         ticket._fill(index, base)  # pylint: disable=protected-access
         continue
-      self._enqueue(prob, code, ticket, index, base)
+      self._enqueue(prob, code, ticket, index, base, limits)
     os.write(self._wake_w, b"x")
     return ticket
 
@@ -220,12 +225,8 @@ class Evaluator:
     self.close()
 
   # ------------------------------------------------------------- queueing --
-  def _limits(self, prob):
-    return (prob.time_limit_s or self.timeout_s,
-            prob.memory_mb or self.memory_mb)
-
-  def _enqueue(self, prob, code, ticket, index, base) -> None:
-    limits = self._limits(prob)
+  def _enqueue(self, prob, code, ticket, index, base, defaults) -> None:
+    limits = (prob.time_limit_s or defaults[0], prob.memory_mb or defaults[1])
     key = hashlib.sha256("\0".join(
         (EVALUATOR_VERSION, self.comparator, repr(self.early_exit),
          repr(self.nonzero_exit_is_re), repr(limits), repr(self.disk_mb),

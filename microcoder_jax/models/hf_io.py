@@ -203,9 +203,10 @@ def resolve_checkpoint(path_or_repo_id: str) -> str:
         allow_patterns=["*.json", "*.safetensors", "tokenizer*", "*.txt",
                         "*.model", "*.jinja"])
   except Exception as e:  # network, auth, missing repo: all reported the same
+    reason = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
     raise CheckpointError(
-        f"{path_or_repo_id!r} is not a local directory and could not be "
-        f"fetched from the Hugging Face Hub: {e}") from e
+        f"model {path_or_repo_id!r} is neither a local directory nor reachable on "
+        f"the Hugging Face Hub ({reason})") from e
 
 
 def load_config(directory: str, **overrides) -> ModelConfig:
@@ -397,13 +398,15 @@ def save_pretrained(model: Decoder, path: str, *, tokenizer: Any = None,
         json.dump(generation, f, indent=2)
     if tokenizer is not None:
       tokenizer.save_pretrained(tmp)
-    os.chmod(tmp, 0o755)
-    for name in os.listdir(tmp):
-      os.chmod(os.path.join(tmp, name), 0o644)
-    if os.path.isdir(path):
-      for f in os.listdir(tmp):
-        os.replace(os.path.join(tmp, f), os.path.join(path, f))
-      shutil.rmtree(tmp)
+    for root, dirs, files in os.walk(tmp):
+      os.chmod(root, 0o755)
+      for name in files:
+        os.chmod(os.path.join(root, name), 0o644)
+    if os.path.isdir(path):  # swap in whole: no file of an older export lingers
+      old = tempfile.mkdtemp(prefix=".old-export-", dir=os.path.dirname(tmp))
+      os.replace(path, os.path.join(old, "export"))
+      os.replace(tmp, path)
+      shutil.rmtree(old, ignore_errors=True)
     else:
       os.replace(tmp, path)
   except BaseException:

@@ -69,6 +69,18 @@ def test_empty_or_unknown_problem_is_never_a_pass(ev):
   assert [r.verdict for r in res] == ["eval_error", "eval_error"]
 
 
+def test_submit_limits_replace_the_defaults_for_those_samples():
+  """Held-out evaluation judges under its own limits (`heldout.Settings`)
+  through an evaluator shared with rollouts."""
+  loop = "a, b = map(int, input().split())\nx = 0\nfor i in range(10**9): x += i\nprint(a + b)"
+  with Evaluator(workers=1, timeout_s=30.0) as e:
+    t0 = time.perf_counter()
+    res = e.collect(e.submit([ADD], [{"id": "add", "code": loop}], timeout_s=0.3))
+    assert res[0].verdict == "timeout" and time.perf_counter() - t0 < 10
+    with pytest.raises(ValueError, match="timeout_s"):
+      e.submit([ADD], [{"id": "add", "code": GOOD}], timeout_s=-1)
+
+
 def test_wrong_answer_detail_shows_the_first_difference(ev):
   res = ev.evaluate({"add": ADD}, [{"id": "add", "code": LAST_WRONG}])[0]
   assert res.verdict == "wrong_answer"
