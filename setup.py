@@ -29,6 +29,9 @@ setuptools.setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     packages=setuptools.find_packages(include=["microcoder_jax", "microcoder_jax.*"]),
+    # The demo's policy, tokenizers and synthetic problems: a wheel (or a
+    # non-editable install) must carry them.
+    package_data={"microcoder_jax": ["data/bundled/*.jsonl", "data/bundled/*/*"]},
     license="Apache-2.0",
     license_files=["LICENSE"],
     classifiers=[
