@@ -483,7 +483,7 @@ def run(argv):
   try:
     main(argv)
   except (ConfigError, hf_io.CheckpointError, provenance.ProvenanceError,
-          checkpoint.CheckpointFormatError) as e:
+          checkpoint.CheckpointFormatError, sharding.MeshError) as e:
     raise SystemExit(f"error: {e}") from None
 
 

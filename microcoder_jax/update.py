@@ -244,7 +244,22 @@ def apply_mini_batches(state: TrainState, batch: TrainBatch, update, *,
     if tokens == 0:
       skipped += 1
       continue
-    lo = i * rows_per_update
-    state, m = update(state, jax.tree.map(lambda x: x[lo:lo + rows_per_update], batch))
+    state, m = update(state, mini_batch(batch, i * rows_per_update, rows_per_update))
     metrics.append(m)
   return state, metrics, skipped
+
+
+def mini_batch(batch: TrainBatch, lo: int, rows: int) -> TrainBatch:
+  """Rows [lo, lo + rows) of a device batch, laid out as the update expects
+  (`batch_sharding(mesh, rows)`). Plain indexing would return a replicated
+  array, which a jitted update refuses when the batch spans processes."""
+  leaf = jax.tree.leaves(batch)[0]
+  if not isinstance(leaf.sharding, NamedSharding):
+    return jax.tree.map(lambda x: x[lo:lo + rows], batch)
+  return _slicer(batch_sharding(leaf.sharding.mesh, rows), rows)(batch, jnp.int32(lo))
+
+
+@functools.lru_cache(maxsize=None)
+def _slicer(out_sharding: NamedSharding, rows: int):
+  return jax.jit(lambda b, lo: jax.tree.map(
+      lambda x: jax.lax.dynamic_slice_in_dim(x, lo, rows), b), out_shardings=out_sharding)

@@ -66,6 +66,7 @@ def worker(process_id: int, num_processes: int, port: int, out: str) -> None:
   from microcoder_jax import rollout as rollout_lib, update as update_lib
   from microcoder_jax.data import tiny_tokenizer
   from microcoder_jax.evaluator import Evaluator, parse_problem
+  from microcoder_jax.rl import batch as batch_lib
   from microcoder_jax.models import get_preset, init_model
   from microcoder_jax.sampling import Sampler
 
@@ -86,7 +87,7 @@ def worker(process_id: int, num_processes: int, port: int, out: str) -> None:
   param_sharding = sharding.state_shardings(params, mesh)
   state_sharding = update_lib.train_state_shardings(param_sharding, optimizer, params, mesh)
   update = update_lib.jit_update_step(graphdef, optimizer, update_cfg, mesh=mesh,
-                                      state_sharding=state_sharding, rows=16)
+                                      state_sharding=state_sharding, rows=8)
   recompute = update_lib.jit_recompute(graphdef, mesh=mesh, param_sharding=param_sharding,
                                        rows=16, micro_batch_size=8, chunk=64)
   sampler = Sampler(model, stop_ids=(tok.eos_token_id,), pad_id=tok.pad_token_id or 0,
@@ -105,13 +106,17 @@ def worker(process_id: int, num_processes: int, port: int, out: str) -> None:
         collected, objective.replace(max_response_length="12"), max_response_length=12,
         key=jax.random.fold_in(key, 1), diversity_ngram=4)
     multi = jax.process_count() > 1
+    tokens_per_update = batch_lib.mini_batch_tokens(batch, 8)
     batch = multihost.to_device(batch, update_lib.batch_sharding(mesh, 16))
     old = recompute(state.params, batch)
     logp_diff = float(jnp.max(jnp.where(batch.loss_mask_NxT > 0,
                                         jnp.abs(old - batch.old_logp_NxT), 0.0)))
     batch = batch.replace(old_logp_NxT=old)
-    state, metrics = update(state, batch)
-    metrics = jax.device_get(metrics)
+    # Two mini-batches of 8 rows, sliced from the global batch as the trainer does.
+    state, per_update, skipped = update_lib.apply_mini_batches(
+        state, batch, update, rows_per_update=8, tokens_per_mini_batch=tokens_per_update)
+    assert len(per_update) == 2 and skipped == 0
+    metrics = jax.device_get(per_update[-1])
     # Held-out evaluation with the updated policy (as the trainer runs it).
     heldout, _, _, heldout_results = heldout_lib.evaluate_policy(
         sampler, state.params, evaluator, _VerdictTokenizer(tok), problems, prompt_ids,
