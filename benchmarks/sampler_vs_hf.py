@@ -55,7 +55,7 @@ def time_ours(sampler, params, prompts, args, seed):
 
 
 def measure_compile(sampler, params, prompts, args):
-  ids, mask, n = sampler.prepare_prompts(prompts, 1)
+  ids, mask, n = sampler.prepare_prompts(prompts)
   t0 = time.perf_counter()
   sampler.generate_fn.lower(
       params, ids, mask, np.ones(n, np.float32), np.arange(n, dtype=np.int32),

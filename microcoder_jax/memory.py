@@ -221,15 +221,18 @@ def lower_recompute(cfg: ModelConfig, mesh, *, rows: int, micro_rows: int, promp
     return fn.lower(abs_params, abstract_batch(mesh, rows, prompt, response))
 
 
-def lower_sampler(cfg: ModelConfig, mesh, *, rows: int, prompt: int, new_tokens: int):
-  """One `Sampler` program: prefill of a `prompt`-token bucket, then decode."""
+def lower_sampler(cfg: ModelConfig, mesh, *, rows: int, prompt: int, new_tokens: int,
+                  num_samples: int = 1):
+  """One `Sampler` program: prefill of `rows / num_samples` prompts of a
+  `prompt`-token bucket, then decode of `rows` rows."""
   graphdef, params, _, abs_params = _abstract_params(cfg, mesh)
   sampler = Sampler(nnx.merge(graphdef, params), stop_ids=(1,), mesh=mesh)
   rows_sh = NamedSharding(mesh, P(("data", "fsdp")))
   s = lambda shape, dtype: jax.ShapeDtypeStruct(shape, dtype, sharding=rows_sh)
   with sharding.use_mesh(mesh):
     return sampler.generate_fn.lower(
-        abs_params, s((rows, prompt), jnp.int32), s((rows, prompt), bool),
-        s((rows,), jnp.float32), s((rows,), jnp.int32),
+        abs_params, s((rows // num_samples, prompt), jnp.int32),
+        s((rows // num_samples, prompt), bool), s((rows,), jnp.float32), s((rows,), jnp.int32),
         jnp.zeros((new_tokens,), jnp.float32), jnp.float32(1.0),
-        jax.random.key(0), max_new_tokens=new_tokens, top_k=0, per_step=False)
+        jax.random.key(0), max_new_tokens=new_tokens, top_k=0, per_step=False,
+        num_samples=num_samples)

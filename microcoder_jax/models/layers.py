@@ -176,6 +176,14 @@ class KVCache:
     itemsize = jnp.dtype(dtype or cfg.jnp_dtype).itemsize
     return 2 * cfg.num_layers * max_len * cfg.num_kv_heads * cfg.head_dim * itemsize
 
+  def repeat(self, times: int) -> "KVCache":
+    """Each row repeated `times` times, consecutively (row b -> rows
+    b*times .. b*times+times-1): one prefilled prompt serves its G samples."""
+    kv = lambda x: sharding.constrain(jnp.repeat(x, times, axis=1), CACHE_AXES)
+    return self.replace(k_LxBxSxKxH=kv(self.k_LxBxSxKxH), v_LxBxSxKxH=kv(self.v_LxBxSxKxH),
+                        mask_BxS=jnp.repeat(self.mask_BxS, times, axis=0),
+                        tokens_B=jnp.repeat(self.tokens_B, times, axis=0))
+
   def write(self, layer, k_BxTxKxH, v_BxTxKxH) -> "KVCache":
     """Stores one layer's new keys/values at slots [index, index + T)."""
     at = (layer, 0, self.index, 0, 0)

@@ -4,9 +4,11 @@
     rollout = sampler.sample(params, prompts, num_samples=8, max_new_tokens=4096,
                              temperature=1.2, rng=jax.random.key(step))
 
-Prompts (lists of token ids) are repeated `num_samples` times, consecutive, so
-rows i*G .. i*G+G-1 are prompt i's group; they are left-padded to a length
-bucket, so a run compiles one program per (bucket, batch) pair. Temperature,
+Prompts (lists of token ids) are left-padded to a length bucket and prefilled
+once each; the prefilled cache is then repeated `num_samples` times,
+consecutive, so rows i*G .. i*G+G-1 are prompt i's group (a G-fold cheaper
+prefill than prefilling every row). A run compiles one program per (bucket,
+batch) pair. Temperature,
 top-p and the RNG are traced: changing them never recompiles. Top-k is static
 (it fixes a `lax.top_k` shape).
 
@@ -129,26 +131,25 @@ class Sampler:
     # The jitted program (public for ahead-of-time lowering, see
     # `microcoder_jax.memory.lower_sampler`).
     self.generate_fn = jax.jit(self._generate_impl,
-                               static_argnames=("max_new_tokens", "top_k", "per_step"))
+                               static_argnames=("max_new_tokens", "top_k", "per_step",
+                                                "num_samples"))
 
   # ------------------------------------------------------------ host side
-  def prepare_prompts(self, prompts: Sequence[Sequence[int]], num_samples: int):
-    """Repeats, left-pads to a bucket and pads the batch to the mesh's data size."""
+  def prepare_prompts(self, prompts: Sequence[Sequence[int]]):
+    """Left-pads each prompt to a bucket and pads the number of prompts to the
+    mesh's batch size. Returns (ids_UxP, mask_UxP, number of real prompts)."""
     if not prompts or any(len(p) == 0 for p in prompts):
       raise ValueError("every prompt needs at least one token")
-    n = len(prompts) * num_samples
     rows = _row_multiple(self.mesh)
-    n_padded = math.ceil(n / rows) * rows
+    u_padded = math.ceil(len(prompts) / rows) * rows
     length = bucket_length(max(len(p) for p in prompts), self.buckets)
-    ids = np.full((n_padded, length), self.pad_id, np.int32)
-    mask = np.zeros((n_padded, length), bool)
+    ids = np.full((u_padded, length), self.pad_id, np.int32)
+    mask = np.zeros((u_padded, length), bool)
     for i, p in enumerate(prompts):
-      for g in range(num_samples):
-        r = i * num_samples + g
-        ids[r, length - len(p):] = p
-        mask[r, length - len(p):] = True
-    mask[n:, -1] = True  # filler rows: one pad token, discarded afterwards
-    return ids, mask, n
+      ids[i, length - len(p):] = p
+      mask[i, length - len(p):] = True
+    mask[len(prompts):, -1] = True  # filler prompts: one pad token, discarded afterwards
+    return ids, mask, len(prompts)
 
   def sample(self, params: nnx.State, prompts: Sequence[Sequence[int]], *,
              num_samples: int, max_new_tokens: int, temperature=1.0,
@@ -169,8 +170,8 @@ class Sampler:
         only: splitting a batch into calls (with consecutive `first_row`s)
         or changing the batch size leaves every response the same.
     """
-    ids, mask, n = self.prepare_prompts(prompts, num_samples)
-    n_padded = ids.shape[0]
+    ids, mask, u = self.prepare_prompts(prompts)
+    n, n_padded = u * num_samples, ids.shape[0] * num_samples
     temp_N = np.broadcast_to(np.asarray(temperature, np.float32), (n,))
     temp_N = np.concatenate([temp_N, np.ones(n_padded - n, np.float32)])
     per_step = temperature_schedule is not None
@@ -190,15 +191,18 @@ class Sampler:
       out = self.generate_fn(params, *args, jnp.asarray(sched),
                            jnp.asarray(top_p, jnp.float32), rng,
                            max_new_tokens=max_new_tokens, top_k=int(top_k),
-                           per_step=per_step)
+                           per_step=per_step, num_samples=int(num_samples))
     return jax.tree.map(lambda x: x[:n], out) if n != n_padded else out
 
   # ------------------------------------------------------------ the program
-  def _generate_impl(self, params, ids_NxP, mask_NxP, temp_N, row_N, sched_T, top_p, rng,
-                     *, max_new_tokens: int, top_k: int, per_step: bool):
+  def _generate_impl(self, params, ids_UxP, mask_UxP, temp_N, row_N, sched_T, top_p, rng,
+                     *, max_new_tokens: int, top_k: int, per_step: bool,
+                     num_samples: int = 1):
     self.num_traces += 1
     model = nnx.merge(self.graphdef, _in_compute_dtype(params, self.compute_dtype))
-    n, p = ids_NxP.shape
+    u, p = ids_UxP.shape
+    n = u * num_samples
+    repeat = lambda x: jnp.repeat(x, num_samples, axis=0)
     stop = jnp.asarray(self.stop_ids, jnp.int32)
 
     def temps(i):
@@ -208,12 +212,13 @@ class Sampler:
       step_key = jax.random.fold_in(rng, i)
       return jax.vmap(jax.random.fold_in, (None, 0))(step_key, row_N)
 
-    with jax.named_scope("prefill"):
-      cache = model.init_cache(n, p + max_new_tokens)
-      hidden, cache = model(ids_NxP, attention_mask_BxT=mask_NxP, cache=cache,
+    with jax.named_scope("prefill"):  # once per prompt, then G rows each
+      cache = model.init_cache(u, p + max_new_tokens)
+      hidden, cache = model(ids_UxP, attention_mask_BxT=mask_UxP, cache=cache,
                             return_hidden=True)
-      tok, lp = strategies.select(row_keys(0),
-                                  model.logits(hidden[:, -1]), temps(0), top_p, top_k)
+      logits_UxV = model.logits(hidden[:, -1])
+      cache = cache.repeat(num_samples)
+      tok, lp = strategies.select(row_keys(0), repeat(logits_UxV), temps(0), top_p, top_k)
     tokens_NxT = jnp.full((n, max_new_tokens), self.pad_id, jnp.int32).at[:, 0].set(tok)
     logprobs_NxT = jnp.zeros((n, max_new_tokens), jnp.float32).at[:, 0].set(lp)
     temperatures_NxT = jnp.zeros((n, max_new_tokens), jnp.float32).at[:, 0].set(temps(0))
@@ -249,7 +254,7 @@ class Sampler:
     return Rollout(tokens_NxT=state.tokens_NxT, lengths_N=state.lengths_N,
                    logprobs_NxT=state.logprobs_NxT, truncated_N=~state.done_N,
                    temperatures_NxT=state.temperatures_NxT,
-                   prompt_ids_NxP=ids_NxP, prompt_mask_NxP=mask_NxP)
+                   prompt_ids_NxP=repeat(ids_UxP), prompt_mask_NxP=repeat(mask_UxP))
 
 
 def _in_compute_dtype(params: nnx.State, dtype) -> nnx.State:
