@@ -70,7 +70,8 @@ def _mesh(devices: int):
   return sharding.make_mesh({"fsdp": devices}, devices=jax.devices()[:devices])
 
 
-def measure(row: Row, *, attention: str, remat: str, logprob_chunk: int) -> dict:
+def measure(row: Row, *, attention: str, remat: str, logprob_chunk: int,
+            num_samples: int = 8) -> dict:
   """Compiles one row; its per-device memory beside the hand estimate."""
   mesh = _mesh(row.devices)
   overrides = dict(param_dtype="float32", dtype="bfloat16", attention=attention, remat=remat)
@@ -94,6 +95,7 @@ def measure(row: Row, *, attention: str, remat: str, logprob_chunk: int) -> dict
                                 logprob_chunk=logprob_chunk, **shards)
   else:
     lowered = memory.lower_sampler(cfg, mesh, rows=row.rows, prompt=row.prompt,
+                                   num_samples=num_samples,
                                    new_tokens=row.response)
     estimate = memory.sampler(cfg, rows=row.rows, prompt=row.prompt,
                               new_tokens=row.response, **shards)
@@ -137,6 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
   parser.add_argument("--remat", default="full", help="remat policy")
   parser.add_argument("--logprob-chunk", type=int, default=1024,
                       help="tokens per chunk of the chunked log-probs")
+  parser.add_argument("--num-samples", type=int, default=8,
+                      help="G: samples per prompt in the sampler rows (one prefill per prompt)")
   parser.add_argument("--json", default="", help="also write the rows to this JSON file")
   return parser
 
@@ -153,6 +157,7 @@ def main(argv=None):
   for row in ROWS:
     if row.name in wanted:
       results[row.name] = measure(row, attention=args.attention, remat=args.remat,
+                                  num_samples=args.num_samples,
                                   logprob_chunk=args.logprob_chunk)
       print(format_row(results[row.name], args.attention, args.remat), flush=True)
   met, total = 0, 0
