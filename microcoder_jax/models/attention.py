@@ -67,8 +67,8 @@ def resolve(impl: str, *, t: int, s: int, cached: bool, dtype, head_dim: int,
   if impl != "auto":
     return impl
   platform = platform or jax.devices()[0].platform
-  if platform == "tpu":
-    return "splash"
+  if platform == "tpu":  # splash tiles the sequence in blocks of 128 or more
+    return "splash" if t % 128 == 0 else "blockwise"
   if (platform == "gpu" and jnp.dtype(dtype) in (jnp.bfloat16, jnp.float16)
       and head_dim % 8 == 0 and head_dim <= 256):
     return "cudnn"

@@ -41,7 +41,14 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 from microcoder_jax import sharding
 from microcoder_jax.sampling import strategies
 
-DEFAULT_BUCKETS = (32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
+# Prompt-length buckets: four per octave (x1, x1.25, x1.5, x1.75) below 128,
+# multiples of 128 above (TPU splash attention tiles by 128), so padding is at
+# most 25% beyond 512 tokens (a 75-token prompt pads to 80, not 128), which the
+# update and the log-prob recompute pay on every row, for a bounded number of
+# compiled shapes.
+DEFAULT_BUCKETS = (16, 20, 24, 28, 32, 40, 48, 56, 64, 80, 96, 112, 128, 256, 384, 512,
+                   640, 768, 896, 1024, 1280, 1536, 1792, 2048, 2560, 3072, 3584, 4096,
+                   5120, 6144, 7168, 8192)
 
 
 @flax.struct.dataclass

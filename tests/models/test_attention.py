@@ -125,6 +125,8 @@ def test_cached_attention_does_not_recompile_across_fills():
 def test_auto_resolution():
   kw = dict(dtype=jnp.bfloat16, head_dim=128)
   assert A.resolve("auto", t=4096, s=4096, cached=False, platform="tpu", **kw) == "splash"
+  # Splash tiles by 128: a prompt bucket + L_max that is not a multiple goes blockwise.
+  assert A.resolve("auto", t=4176, s=4176, cached=False, platform="tpu", **kw) == "blockwise"
   assert A.resolve("auto", t=4096, s=4096, cached=False, platform="gpu", **kw) == "cudnn"
   assert A.resolve("auto", t=4096, s=4096, cached=False, platform="gpu",
                    dtype=jnp.float32, head_dim=128) == "blockwise"
