@@ -51,5 +51,7 @@ setuptools.setup(
         "tpu": ["jax[tpu]"],
         "gpu": ["jax[cuda12]"],
         "colab": ["jupytext", "nbclient", "ipykernel"],
+        # benchmarks/peer_trainers.py: the peer trainers run on the same work.
+        "bench": ["trl==1.16.0", "google-tunix==0.1.7"],
     },
 )
