@@ -51,7 +51,9 @@ setuptools.setup(
         "tpu": ["jax[tpu]"],
         "gpu": ["jax[cuda12]"],
         "colab": ["jupytext", "nbclient", "ipykernel"],
-        # benchmarks/peer_trainers.py: the peer trainers run on the same work.
-        "bench": ["trl==1.16.0", "google-tunix==0.1.7"],
+        # benchmarks/peer_trainers.py: TRL runs beside us on the same work.
+        # tunix 0.1.7 pins safetensors<0.8, which transformers 5 refuses, so
+        # it lives in its own environment (benchmarks/README.md, TUNIX_PYTHON).
+        "bench": ["trl==1.16.0"],
     },
 )

@@ -21,7 +21,7 @@
 # **Target runtime: Colab's default CPU runtime** (Runtime → Change runtime type →
 # CPU). No accelerator is needed: the demo trains the bundled warm-started
 # 1.6M-parameter Qwen3-style policy on synthetic stdin/stdout problems in a few
-# minutes, and its held-out pass@1 rises from about 52% to about 67% (docs/cpu_demo.md).
+# minutes, and its held-out pass@1 rises from about 53% to about 68% (docs/cpu_demo.md).
 # The same cells run unchanged on a TPU or GPU runtime.
 #
 # Steps: install microcoder_jax, train 40 MicroCoder-GRPO steps (rollouts with

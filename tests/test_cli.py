@@ -25,6 +25,7 @@ CLIS = (
     "benchmarks/decode_scaling.py",
     "benchmarks/evaluator_bench.py",
     "benchmarks/learning_curves.py",
+    "benchmarks/peer_trainers.py",
     "benchmarks/sampler_vs_hf.py",
     "benchmarks/scale_aot.py",
     "benchmarks/temperature_study.py",
