@@ -146,6 +146,9 @@ def base_config(objective: str, arg: str | None = None) -> ml_collections.Config
   # Resuming a workdir whose recorded objective, model, data or seed differ is
   # refused unless this is True (the change is then recorded in report.md).
   c.allow_config_change = False
+  # XLA's persistent compilation cache: a later run with the same programs
+  # skips compiling them ("" turns it off; JAX_COMPILATION_CACHE_DIR wins).
+  c.compilation_cache_dir = "~/.cache/microcoder_jax/xla"
   if a.runlocal:
     runlocal(c)
   return c

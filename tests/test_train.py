@@ -35,7 +35,7 @@ def _train(workdir, config_arg, *overrides):
   env = dict(os.environ, XLA_FLAGS="", PYTHONHASHSEED="0")  # one device: faster
   cmd = [sys.executable, "-m", "microcoder_jax.train",
          f"--config={ROOT}/configs/demo.py:{config_arg}", f"--workdir={workdir}", *_SMALL,
-         *overrides]
+         f"--config.compilation_cache_dir={os.path.dirname(workdir)}/xla", *overrides]
   proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
   assert proc.returncode == 0, proc.stderr[-3000:]
   return proc
@@ -71,6 +71,9 @@ def test_demo_runs_end_to_end_and_resumes_identically(tmp_path):
                "export/tokenizer.json"):
     assert os.path.exists(full / name), name
   assert sorted(os.listdir(full / "checkpoints")) == ["1", "2", "3"]
+  # The compiled sampler and update are in the persistent cache (later runs reuse them).
+  cached = os.listdir(tmp_path / "xla")
+  assert any(n.startswith("jit__generate_impl") for n in cached), cached
   base = full / "export" / "additional_chat_templates"  # the original template, named
   assert oct(base.stat().st_mode)[-3:] == "755" and (base / "base.jinja").exists()
 
