@@ -70,8 +70,7 @@ DECISIONS = [
     # README: set-up and the demo.
     skip("pip install -e . && " + _TRAIN + "--config=configs/demo.py --workdir=runs/demo",
          "installs from the package index; the demo trains for about 5 minutes"),
-    skip('pip install -e ".[test]" --extra-index-url https://download.pytorch.org/whl/cpu'
-         " && python -m pytest tests -q",
+    skip('pip install -e ".[test]" && python -m pytest tests -q',
          "installs from the package indexes; this is CI's own test command (about "
          "10 minutes)"),
     skip('git clone "$REPO_URL" && cd microcoder_jax',
