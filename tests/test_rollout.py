@@ -14,7 +14,7 @@ from microcoder_jax.evaluator import Evaluator, Result, parse_problem
 from microcoder_jax.models import get_preset, init_model
 from microcoder_jax.rl import batch as batch_lib
 from microcoder_jax.rl import get_objective
-from microcoder_jax.sampling import Rollout, Sampler
+from microcoder_jax.sampling import Rollout, Sampler, bucket_length
 
 G, T, P = 4, 12, 3
 
@@ -176,7 +176,7 @@ def test_rollout_over_several_length_buckets_and_chunks(monkeypatch):
   problems = [parse_problem({"id": f"p{i}", "question": "echo",
                              "tests": [{"input": f"{i}\n", "output": f"{i}\n",
                                         "testtype": "stdin"}]}) for i in range(5)]
-  # Prompts of 3..300 tokens: buckets 32, 64, 128, 512; 3 chunks of <= 2 prompts.
+  # Prompts of 3..300 tokens: buckets 16, 40, 112, 384; 3 chunks of <= 2 prompts.
   prompt_ids = [[5] * n for n in (3, 40, 100, 300, 7)]
   with Evaluator(workers=1, timeout_s=2.0, memory_mb=256) as ev:
     judged = rollout.sample_and_judge(
@@ -184,7 +184,7 @@ def test_rollout_over_several_length_buckets_and_chunks(monkeypatch):
         group_size=2, max_new_tokens=4, temperature=1.0, rng=jax.random.key(0),
         chunks=2, max_chunk_prompts=2)
   r = judged.rollout
-  assert r.tokens_NxT.shape == (10, 4) and r.prompt_ids_NxP.shape == (10, 512)
+  assert r.tokens_NxT.shape == (10, 4) and r.prompt_ids_NxP.shape == (10, bucket_length(300))
   for i, n in enumerate((3, 40, 100, 300, 7)):  # left-padded to the widest bucket
     assert r.prompt_mask_NxP[2 * i].sum() == n and r.prompt_mask_NxP[2 * i, -n:].all()
   assert [x.id for x in judged.results] == [f"p{i // 2}" for i in range(10)]
