@@ -208,7 +208,8 @@ def lower_update(cfg: ModelConfig, mesh, *, rows: int, micro_rows: int, prompt: 
                                   state_sharding=state_sharding, rows=rows)
   with sharding.use_mesh(mesh):
     return fn.lower(_with_shardings(state, state_sharding),
-                    abstract_batch(mesh, rows, prompt, response))
+                    abstract_batch(mesh, rows, prompt, response),
+                    jax.ShapeDtypeStruct((), jnp.bool_))
 
 
 def lower_recompute(cfg: ModelConfig, mesh, *, rows: int, micro_rows: int, prompt: int,

@@ -14,6 +14,7 @@ T(step) -> the judge's verdicts -> `rl.score` (R_i, the truncation mask, Â_i)
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -219,31 +220,42 @@ def resume(ckpt, state, data_iter, controller):
 
 
 def jit_programs(c, objective, graphdef, optimizer, mesh, param_sharding, state_sharding):
-  """The jitted update (one PPO mini-batch) and log-prob recompute (a step's rows)."""
+  """The jitted update (one PPO mini-batch) and the log-prob recomputes of a
+  step's rows: log π_θold (None when not needed) and log π_ref (None when β = 0).
+
+  log π_θold skips the first mini-batch: its update runs with θ_old itself
+  and reads log π_θold off its own forward (`update.update_step`).
+  """
   g = objective.group_size
+  rows, rows_per_update = c.rollout.num_groups * g, c.ppo_mini_batch_size * g
   update_cfg = update_lib.UpdateConfig.from_objective(
       objective, micro_batch_size=c.micro_batch_size,
       logprob_chunk=c.logprob_chunk or None, compute_entropy=c.log_entropy)
   update = update_lib.jit_update_step(graphdef, optimizer, update_cfg, mesh=mesh,
-                                      state_sharding=state_sharding,
-                                      rows=c.ppo_mini_batch_size * g)
-  recompute = update_lib.jit_recompute(
-      graphdef, mesh=mesh, param_sharding=param_sharding, rows=c.rollout.num_groups * g,
-      micro_batch_size=c.micro_batch_size, chunk=c.logprob_chunk or None)
-  return update, recompute
+                                      state_sharding=state_sharding, rows=rows_per_update)
+  recompute = functools.partial(
+      update_lib.jit_recompute, graphdef, mesh=mesh, param_sharding=param_sharding,
+      rows=rows, micro_batch_size=c.micro_batch_size, chunk=c.logprob_chunk or None)
+  old = None
+  if objective.old_logps == "trainer" and rows > rows_per_update:
+    old = recompute(first_row=rows_per_update)
+  ref = recompute() if objective.uses_reference else None
+  return update, old, ref
 
 
-def fill_logprobs(batch, objective, recompute, params, ref_params):
-  """log π_θold (recomputed unless `old_logps="sampler"`) and log π_ref (β > 0)."""
+def fill_logprobs(batch, recompute_old, recompute_ref, params, ref_params):
+  """log π_θold of the rows after the first mini-batch (`jit_programs`) and
+  log π_ref (β > 0); the largest |trainer − sampler| log-prob among the
+  recomputed rows as `rollout/logp_diff_max`."""
   metrics = {}
-  if objective.old_logps == "trainer":
-    old = recompute(params, batch)
+  if recompute_old is not None:
+    old = recompute_old(params, batch)
     # Reduced on device: the arrays may span processes.
     metrics["rollout/logp_diff_max"] = float(jnp.max(jnp.where(
         batch.loss_mask_NxT > 0, jnp.abs(old - batch.old_logp_NxT), 0.0)))
     batch = batch.replace(old_logp_NxT=old)
-  if ref_params is not None:
-    batch = batch.replace(ref_logp_NxT=recompute(ref_params, batch))
+  if recompute_ref is not None:
+    batch = batch.replace(ref_logp_NxT=recompute_ref(ref_params, batch))
   return batch, metrics
 
 
@@ -336,8 +348,9 @@ def main(argv):
   # ------------------------------------------------------------- programs
   rows_per_update = c.ppo_mini_batch_size * g
   rollout_rows = c.rollout.num_groups * g
-  update, recompute_logps = jit_programs(c, objective, graphdef, optimizer, mesh,
-                                         param_sharding, state_sharding)
+  trainer_old_logps = objective.old_logps == "trainer"
+  update, recompute_old, recompute_ref = jit_programs(c, objective, graphdef, optimizer,
+                                                      mesh, param_sharding, state_sharding)
   rows_sharding = update_lib.batch_sharding(mesh, rollout_rows)
   sampler = Sampler(model, stop_ids=stop_ids, pad_id=tokenizer.pad_token_id or 0,
                     mesh=mesh)
@@ -416,14 +429,21 @@ def main(argv):
         # array with rows over the batch axes.
         batch = multihost.to_device(host_batch, rows_sharding)
       with timer("logprobs"):
-        batch, step_metrics = fill_logprobs(batch, objective, recompute_logps,
+        batch, step_metrics = fill_logprobs(batch, recompute_old, recompute_ref,
                                             state.params, ref_params)
       with timer("update"):
         first = int(state.optimizer_updates)
         state, per_update, skipped = update_lib.apply_mini_batches(
             state, batch, update, rows_per_update=rows_per_update,
-            tokens_per_mini_batch=tokens_per_update)
-        update_metrics = metric_means(jax.device_get(per_update))
+            tokens_per_mini_batch=tokens_per_update, first_is_current=trainer_old_logps)
+        per_update = jax.device_get(per_update)
+        # The first update compared the sampler's log-probs with its own.
+        sampler_diff = max((float(m.pop("sampler_logp_diff_max")) for m in per_update),
+                           default=0.0)
+        update_metrics = metric_means(per_update)
+        if trainer_old_logps:
+          step_metrics["rollout/logp_diff_max"] = max(
+              step_metrics.get("rollout/logp_diff_max", 0.0), sampler_diff)
         # The rate the step's updates used (update u steps with lr(u)).
         lr_now = float(np.mean([lr(u) for u in range(first, first + max(len(per_update), 1))]))
 

@@ -112,13 +112,17 @@ def merge_micro_batches(x_MxBx):
 
 
 def recompute_logprobs(graphdef, params, batch: TrainBatch, *, micro_batch_size: int,
-                       chunk: int | None):
+                       chunk: int | None, first_row: int = 0):
   """Old-policy / reference log π^T(o_t), `micro_batch_size` rows at a time.
 
   Memory is bounded by one micro-batch's forward pass whatever the number
   of rows (a scan, like the update's); rows are padded to a multiple of the
-  micro-batch and the padding dropped.
+  micro-batch and the padding dropped. Rows before `first_row` are not
+  computed: they keep `batch.old_logp_NxT` (the trainer's first mini-batch,
+  whose update reads log π_θold off its own forward, `update_step`).
   """
+  out = batch.old_logp_NxT[:first_row]
+  batch = jax.tree.map(lambda x: x[first_row:], batch)
   n = batch.targets_NxT.shape[0]
   mb = min(micro_batch_size, n)
   pad = (-n) % mb
@@ -127,34 +131,50 @@ def recompute_logprobs(graphdef, params, batch: TrainBatch, *, micro_batch_size:
   micro = split_micro_batches(batch, mb)
   _, logp = jax.lax.scan(
       lambda _, m: (None, sequence_logprobs(graphdef, params, m, chunk)), None, micro)
-  return merge_micro_batches(logp)[:n]
+  return jnp.concatenate([out, merge_micro_batches(logp)[:n]])
 
 
-def _micro_loss(params, graphdef, micro: TrainBatch, denominator, cfg: UpdateConfig):
+def _micro_loss(params, graphdef, micro: TrainBatch, denominator, cfg: UpdateConfig,
+                old_is_current):
   model = nnx.merge(graphdef, params)
   hidden = response_hidden(model, micro)
   w = model.unembedding_DxV()
   logp = logprobs_lib.token_logprobs(hidden, w, micro.targets_NxT,
                                      temperature=micro.temperature_N,
                                      chunk_size=cfg.logprob_chunk)
+  # On-policy (parameters = θ_old): log π_θold is this forward's own value,
+  # and the batch's log-probs are the sampler's, compared for the metric.
+  current = jax.lax.stop_gradient(logp)
+  live = micro.loss_mask_NxT > 0
+  sampler_diff = jnp.where(old_is_current, jnp.max(
+      jnp.where(live, jnp.abs(current - micro.old_logp_NxT), 0.0), initial=0.0), 0.0)
+  old_logp = jnp.where(old_is_current, current, micro.old_logp_NxT)
   entropy = None
   if cfg.compute_entropy:
     entropy = jax.lax.stop_gradient(logprobs_lib.token_entropy(
         hidden, w, temperature=micro.temperature_N, chunk_size=cfg.logprob_chunk))
   loss_sum, denom, metrics = losses.policy_loss_terms(
-      logp, micro.old_logp_NxT, micro.advantages_N, micro.loss_mask_NxT,
+      logp, old_logp, micro.advantages_N, micro.loss_mask_NxT,
       clip_low=cfg.clip_low, clip_high=cfg.clip_high, dual_clip=cfg.dual_clip,
       ref_logp_NxT=micro.ref_logp_NxT if cfg.kl_coef > 0 else None,
       kl_coef=cfg.kl_coef, kl_estimator=cfg.kl_estimator,
       aggregation=cfg.aggregation, entropy_NxT=entropy)
   del denom
   tokens = micro.loss_mask_NxT.sum()
+  metrics["sampler_logp_diff_max"] = sampler_diff
   return losses.safe_ratio(loss_sum, denominator), (metrics, tokens)
 
 
-def update_step(state: TrainState, batch: TrainBatch, *, graphdef,
+def update_step(state: TrainState, batch: TrainBatch, old_is_current=False, *, graphdef,
                 optimizer: optax.GradientTransformation, cfg: UpdateConfig):
-  """One optimizer update on a mini-batch; returns (new state, metrics)."""
+  """One optimizer update on a mini-batch; returns (new state, metrics).
+
+  `old_is_current` (a traced bool) says the parameters are still θ_old, as
+  for the first mini-batch of a step: log π_θold is then taken from the
+  update's own forward (exact, and no recompute), and `batch.old_logp_NxT`
+  (the sampler's) only feeds the metric `sampler_logp_diff_max`
+  (0 otherwise).
+  """
   n = batch.targets_NxT.shape[0]
   mb = min(cfg.micro_batch_size, n)
   if n % mb:
@@ -166,7 +186,8 @@ def update_step(state: TrainState, batch: TrainBatch, *, graphdef,
 
   def body(carry, micro):
     grads, loss, msum, tokens = carry
-    (l, (m, tok)), g = grad_fn(state.params, graphdef, micro, denominator, cfg)
+    (l, (m, tok)), g = grad_fn(state.params, graphdef, micro, denominator, cfg,
+                              old_is_current)
     grads = jax.tree.map(jnp.add, grads, g)
     msum = jax.tree.map(lambda a, b: a + b * tok, msum, m)
     return (grads, loss + l, msum, tokens + tok), (m, tok)
@@ -174,13 +195,15 @@ def update_step(state: TrainState, batch: TrainBatch, *, graphdef,
   zeros = jax.tree.map(jnp.zeros_like, state.params)
   first = jax.tree.map(lambda x: x[0], micro_batches)
   metric_shapes = jax.eval_shape(
-      lambda: _micro_loss(state.params, graphdef, first, denominator, cfg)[1][0])
+      lambda: _micro_loss(state.params, graphdef, first, denominator, cfg,
+                          old_is_current)[1][0])
   msum0 = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), metric_shapes)
   (grads, loss, msum, tokens), (per_micro, per_micro_tokens) = jax.lax.scan(
       body, (zeros, jnp.zeros(()), msum0, jnp.zeros(())), micro_batches)
   metrics = {k: losses.safe_ratio(v, tokens) for k, v in msum.items()}
   # Extremes are over the micro-batches that have loss tokens (1 if none).
   live = per_micro_tokens > 0
+  metrics["sampler_logp_diff_max"] = per_micro["sampler_logp_diff_max"].max()
   for k, reduce, fill in (("ratio_min", jnp.min, jnp.inf), ("ratio_max", jnp.max, -jnp.inf)):
     if k in per_micro:
       metrics[k] = jnp.where(live.any(), reduce(jnp.where(live, per_micro[k], fill)), 1.0)
@@ -213,25 +236,30 @@ def batch_sharding(mesh, rows: int) -> NamedSharding:
 
 def jit_update_step(graphdef, optimizer, cfg: UpdateConfig, *, mesh, state_sharding: TrainState,
                     rows: int):
-  """`update_step` jitted with its shardings declared and the state donated."""
+  """`update_step` jitted with its shardings declared and the state donated;
+  called as fn(state, batch, old_is_current)."""
   fn = functools.partial(update_step, graphdef=graphdef, optimizer=optimizer, cfg=cfg)
   replicated = NamedSharding(mesh, P())
-  return jax.jit(fn, in_shardings=(state_sharding, batch_sharding(mesh, rows)),
+  return jax.jit(fn, in_shardings=(state_sharding, batch_sharding(mesh, rows), replicated),
                  out_shardings=(state_sharding, replicated), donate_argnums=0)
 
 
 def jit_recompute(graphdef, *, mesh, param_sharding: nnx.State, rows: int,
-                  micro_batch_size: int, chunk: int | None):
+                  micro_batch_size: int, chunk: int | None, first_row: int = 0):
   """`recompute_logprobs` jitted with its shardings declared."""
   fn = functools.partial(recompute_logprobs, graphdef, micro_batch_size=micro_batch_size,
-                         chunk=chunk)
+                         chunk=chunk, first_row=first_row)
   rows_sharding = batch_sharding(mesh, rows)
   return jax.jit(fn, in_shardings=(param_sharding, rows_sharding), out_shardings=rows_sharding)
 
 
 def apply_mini_batches(state: TrainState, batch: TrainBatch, update, *,
-                       rows_per_update: int, tokens_per_mini_batch):
+                       rows_per_update: int, tokens_per_mini_batch,
+                       first_is_current: bool = False):
   """Runs `update` on each consecutive mini-batch of a device batch.
+
+  `first_is_current`: mini-batch 0's log π_θold was not recomputed; its
+  update (run with the step's first parameters) takes it from its forward.
 
   A mini-batch without loss tokens (all rows invalid or masked) is skipped:
   no optimizer step, so parameters, moments and the update count stay as
@@ -244,7 +272,8 @@ def apply_mini_batches(state: TrainState, batch: TrainBatch, update, *,
     if tokens == 0:
       skipped += 1
       continue
-    state, m = update(state, mini_batch(batch, i * rows_per_update, rows_per_update))
+    state, m = update(state, mini_batch(batch, i * rows_per_update, rows_per_update),
+                      np.bool_(first_is_current and i == 0))
     metrics.append(m)
   return state, metrics, skipped
 

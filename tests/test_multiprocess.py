@@ -88,8 +88,10 @@ def worker(process_id: int, num_processes: int, port: int, out: str) -> None:
   state_sharding = update_lib.train_state_shardings(param_sharding, optimizer, params, mesh)
   update = update_lib.jit_update_step(graphdef, optimizer, update_cfg, mesh=mesh,
                                       state_sharding=state_sharding, rows=8)
+  # As the trainer: log π_θold of the second mini-batch only; the first
+  # update reads it off its own forward.
   recompute = update_lib.jit_recompute(graphdef, mesh=mesh, param_sharding=param_sharding,
-                                       rows=16, micro_batch_size=8, chunk=64)
+                                       rows=16, micro_batch_size=8, chunk=64, first_row=8)
   sampler = Sampler(model, stop_ids=(tok.eos_token_id,), pad_id=tok.pad_token_id or 0,
                     mesh=mesh)
   key = jax.random.key(0)
@@ -114,9 +116,11 @@ def worker(process_id: int, num_processes: int, port: int, out: str) -> None:
     batch = batch.replace(old_logp_NxT=old)
     # Two mini-batches of 8 rows, sliced from the global batch as the trainer does.
     state, per_update, skipped = update_lib.apply_mini_batches(
-        state, batch, update, rows_per_update=8, tokens_per_mini_batch=tokens_per_update)
+        state, batch, update, rows_per_update=8, tokens_per_mini_batch=tokens_per_update,
+        first_is_current=True)
     assert len(per_update) == 2 and skipped == 0
     metrics = jax.device_get(per_update[-1])
+    logp_diff = max(logp_diff, float(per_update[0]["sampler_logp_diff_max"]))
     # Held-out evaluation with the updated policy (as the trainer runs it).
     heldout, _, _, heldout_results = heldout_lib.evaluate_policy(
         sampler, state.params, evaluator, _VerdictTokenizer(tok), problems, prompt_ids,

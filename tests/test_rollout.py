@@ -101,8 +101,8 @@ def _tiny_update(seed=0):
   cfg = update_lib.UpdateConfig.from_objective(
       get_objective("microcoder_grpo"), micro_batch_size=G, logprob_chunk=16,
       compute_entropy=False)
-  update = jax.jit(lambda s, b: update_lib.update_step(s, b, graphdef=graphdef,
-                                                        optimizer=opt, cfg=cfg))
+  update = jax.jit(lambda s, b, cur=False: update_lib.update_step(
+      s, b, cur, graphdef=graphdef, optimizer=opt, cfg=cfg))
   state = update_lib.TrainState(params, opt.init(params), jnp.zeros((), jnp.int32))
   return state, update
 

@@ -257,6 +257,44 @@ def test_micro_batched_recompute_equals_one_shot():
     np.testing.assert_allclose(got, want, atol=1e-5, err_msg=f"micro={micro}")
 
 
+def test_recompute_from_first_row_keeps_earlier_rows():
+  model = init_model(get_preset("tiny", vocab_size=64), seed=3)
+  graphdef, params = nnx.split(model)
+  batch = _random_batch(model.cfg, n=12, seed=6)
+  full = np.asarray(jax.jit(lambda p, b: update_lib.sequence_logprobs(graphdef, p, b, 16))(
+      params, batch))
+  mesh = sharding.make_mesh({"fsdp": 4, "tensor": 2})
+  fn = update_lib.jit_recompute(graphdef, mesh=mesh, param_sharding=sharding.state_shardings(
+      params, mesh), rows=12, micro_batch_size=4, chunk=16, first_row=4)
+  with sharding.use_mesh(mesh):
+    got = np.asarray(fn(params, batch))
+  np.testing.assert_array_equal(got[:4], np.asarray(batch.old_logp_NxT)[:4])
+  np.testing.assert_allclose(got[4:], full[4:], atol=1e-5)
+
+
+def test_on_policy_update_reads_old_logps_off_its_own_forward():
+  """old_is_current: the same update as with recomputed log π_θold, whatever
+  the batch holds; the batch's (sampler) log-probs only feed the metric."""
+  model = init_model(get_preset("tiny", vocab_size=64), seed=4)
+  graphdef, params = nnx.split(model)
+  batch = _random_batch(model.cfg, seed=7)
+  old = jax.jit(lambda p, b: update_lib.sequence_logprobs(graphdef, p, b, 16))(params, batch)
+  opt = optax.sgd(1.0)
+  fn = jax.jit(lambda s, b, cur: update_lib.update_step(
+      s, b, cur, graphdef=graphdef, optimizer=opt, cfg=_update_cfg(4, 16)))
+  state = update_lib.TrainState(params, opt.init(params), jnp.zeros((), jnp.int32))
+  want, m_want = fn(state, batch.replace(old_logp_NxT=old), False)
+  got, m_got = fn(state, batch, True)
+  for (path, a), (_, b) in zip(nnx.to_flat_state(want.params), nnx.to_flat_state(got.params)):
+    np.testing.assert_allclose(np.asarray(b[...]), np.asarray(a[...]), atol=1e-6,
+                               err_msg=str(path))
+  assert float(m_got["loss"]) == pytest.approx(float(m_want["loss"]), rel=1e-5, abs=1e-7)
+  mask = np.asarray(batch.loss_mask_NxT) > 0
+  diff = np.abs(np.asarray(old) - np.asarray(batch.old_logp_NxT))[mask].max()
+  assert float(m_got["sampler_logp_diff_max"]) == pytest.approx(diff, rel=1e-5)
+  assert float(m_want["sampler_logp_diff_max"]) == 0.0
+
+
 def test_recompute_compiles_once():
   model = init_model(get_preset("tiny", vocab_size=64), seed=0)
   graphdef, params = nnx.split(model)
