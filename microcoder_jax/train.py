@@ -219,7 +219,8 @@ def resume(ckpt, state, data_iter, controller):
   return state, key, int(run["rl_step"])
 
 
-def jit_programs(c, objective, graphdef, optimizer, mesh, param_sharding, state_sharding):
+def jit_programs(c, objective, graphdef, optimizer, mesh, param_sharding, state_sharding,
+                 group: int):
   """The jitted update (one PPO mini-batch) and the log-prob recomputes of a
   step's rows: log π_θold (None when not needed) and log π_ref (None when β = 0).
 
@@ -230,17 +231,39 @@ def jit_programs(c, objective, graphdef, optimizer, mesh, param_sharding, state_
   rows, rows_per_update = c.rollout.num_groups * g, c.ppo_mini_batch_size * g
   update_cfg = update_lib.UpdateConfig.from_objective(
       objective, micro_batch_size=c.micro_batch_size,
-      logprob_chunk=c.logprob_chunk or None, compute_entropy=c.log_entropy)
+      logprob_chunk=c.logprob_chunk or None, compute_entropy=c.log_entropy,
+      prompt_group=group)
   update = update_lib.jit_update_step(graphdef, optimizer, update_cfg, mesh=mesh,
                                       state_sharding=state_sharding, rows=rows_per_update)
   recompute = functools.partial(
       update_lib.jit_recompute, graphdef, mesh=mesh, param_sharding=param_sharding,
-      rows=rows, micro_batch_size=c.micro_batch_size, chunk=c.logprob_chunk or None)
+      rows=rows, micro_batch_size=c.micro_batch_size, chunk=c.logprob_chunk or None,
+      group=group)
   old = None
   if objective.old_logps == "trainer" and rows > rows_per_update:
     old = recompute(first_row=rows_per_update)
   ref = recompute() if objective.uses_reference else None
   return update, old, ref
+
+
+def prompt_group(c, g: int, rows_per_update: int, mesh) -> int:
+  """G when the update shares each prompt's forward among its G rows
+  (`share_prompts`), else 0. Sharing needs whole groups in a micro-batch,
+  and saves work only when every batch device holds whole groups: a
+  prompt row that the devices must split gets replicated instead."""
+  if not c.share_prompts:
+    return 0
+  micro = min(c.micro_batch_size, rows_per_update)
+  shards = mesh.shape["data"] * mesh.shape["fsdp"]
+  if micro % g:
+    log.warning("share_prompts is off: micro_batch_size=%d is not a multiple of "
+                "rl.group_size=%d", c.micro_batch_size, g)
+    return 0
+  if (micro // g) % shards:
+    log.info("share_prompts is off: %d prompts per micro-batch over %d batch devices",
+             micro // g, shards)
+    return 0
+  return g
 
 
 def fill_logprobs(batch, recompute_old, recompute_ref, params, ref_params):
@@ -349,8 +372,9 @@ def main(argv):
   rows_per_update = c.ppo_mini_batch_size * g
   rollout_rows = c.rollout.num_groups * g
   trainer_old_logps = objective.old_logps == "trainer"
-  update, recompute_old, recompute_ref = jit_programs(c, objective, graphdef, optimizer,
-                                                      mesh, param_sharding, state_sharding)
+  group = prompt_group(c, g, rows_per_update, mesh)
+  update, recompute_old, recompute_ref = jit_programs(
+      c, objective, graphdef, optimizer, mesh, param_sharding, state_sharding, group)
   rows_sharding = update_lib.batch_sharding(mesh, rollout_rows)
   sampler = Sampler(model, stop_ids=stop_ids, pad_id=tokenizer.pad_token_id or 0,
                     mesh=mesh)
@@ -425,6 +449,7 @@ def main(argv):
             key=jax.random.fold_in(streams["ctm"], rl_step),
             diversity_ngram=c.diversity.ngram)
         tokens_per_update = batch_lib.mini_batch_tokens(host_batch, rows_per_update)
+        batch_lib.check_prompt_groups(host_batch, group)
         # Every process holds the same host batch; it becomes one global
         # array with rows over the batch axes.
         batch = multihost.to_device(host_batch, rows_sharding)

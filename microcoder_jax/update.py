@@ -54,12 +54,14 @@ class UpdateConfig:
   logprob_chunk: int | None
   micro_batch_size: int
   compute_entropy: bool
+  prompt_group: int = 0
 
   @classmethod
   def from_objective(cls, objective, *, micro_batch_size: int, logprob_chunk: int | None,
-                     compute_entropy: bool) -> "UpdateConfig":
+                     compute_entropy: bool, prompt_group: int = 0) -> "UpdateConfig":
     return cls(**objective.loss_kwargs(), micro_batch_size=micro_batch_size,
-               logprob_chunk=logprob_chunk, compute_entropy=compute_entropy)
+               logprob_chunk=logprob_chunk, compute_entropy=compute_entropy,
+               prompt_group=prompt_group)
 
 
 def lr_schedule(lr: float, warmup_steps: int) -> optax.Schedule:
@@ -78,41 +80,66 @@ def make_optimizer(lr: float, *, warmup_steps: int = 0, weight_decay: float = 0.
                                  weight_decay=weight_decay))
 
 
-def response_hidden(model, batch: TrainBatch):
-  """Hidden states at the positions that predict each response token."""
+def response_hidden(model, batch: TrainBatch, group: int = 0):
+  """Hidden states at the positions that predict each response token.
+
+  `group` G > 0: rows come in groups of G with the same prompt (the
+  rollout's G responses per prompt); each prompt's forward pass is then
+  computed once (`Decoder.shared_prefix_hidden`), not G times.
+  """
   t = batch.targets_NxT.shape[1]
+  if group:
+    p = batch.input_ids_NxL.shape[1] - t
+    prompts = lambda x: x[::group, :p]
+    return model.shared_prefix_hidden(
+        prompts(batch.input_ids_NxL), prompts(batch.attention_mask_NxL),
+        batch.input_ids_NxL[:, p:], batch.attention_mask_NxL[:, p:])
   hidden = model(batch.input_ids_NxL, attention_mask_BxT=batch.attention_mask_NxL,
                  return_hidden=True)
   return hidden[:, -t - 1:-1]
 
 
-def sequence_logprobs(graphdef, params, batch: TrainBatch, chunk: int | None):
+def sequence_logprobs(graphdef, params, batch: TrainBatch, chunk: int | None,
+                      group: int = 0):
   """log π^T(o_t) for every response token of every row, in one pass."""
   model = nnx.merge(graphdef, params)
   return logprobs_lib.token_logprobs(
-      response_hidden(model, batch), model.unembedding_DxV(), batch.targets_NxT,
+      response_hidden(model, batch, group), model.unembedding_DxV(), batch.targets_NxT,
       temperature=batch.temperature_N, chunk_size=chunk)
 
 
 # Micro-batch m holds rows m, m + n/mb, m + 2n/mb, ...: with rows sharded in
 # contiguous blocks over the batch devices, every micro-batch then spans all
-# of them (mb / devices rows each) and splitting moves no data.
-def split_micro_batches(tree, micro_batch_size: int):
+# of them (mb / devices rows each) and splitting moves no data. With prompt
+# groups of G rows the same holds for groups: micro-batch m holds groups m,
+# m + n/mb, ..., each whole.
+def split_micro_batches(tree, micro_batch_size: int, group: int = 0):
   """[n, ...] leaves -> [n / mb, mb, ...], strided as described above."""
+  g = group or 1
   def split(x):
-    n = x.shape[0]
-    return x.reshape((micro_batch_size, n // micro_batch_size) + x.shape[1:]).swapaxes(0, 1)
+    n, rest = x.shape[0], x.shape[1:]
+    x = x.reshape((micro_batch_size // g, n // micro_batch_size, g) + rest).swapaxes(0, 1)
+    return x.reshape((n // micro_batch_size, micro_batch_size) + rest)
   return jax.tree.map(split, tree)
 
 
-def merge_micro_batches(x_MxBx):
+def merge_micro_batches(x_MxBx, group: int = 0):
   """Inverse of `split_micro_batches` for one array."""
-  x = x_MxBx.swapaxes(0, 1)
-  return x.reshape((-1,) + x.shape[2:])
+  g = group or 1
+  m, mb, rest = x_MxBx.shape[0], x_MxBx.shape[1], x_MxBx.shape[2:]
+  x = x_MxBx.reshape((m, mb // g, g) + rest).swapaxes(0, 1)
+  return x.reshape((m * mb,) + rest)
+
+
+def check_prompt_group(rows: int, micro_batch_size: int, group: int) -> None:
+  """Prompt sharing needs whole groups in every micro-batch."""
+  if group and (rows % group or min(micro_batch_size, rows) % group):
+    raise ValueError(f"prompt groups of {group} rows do not tile {rows} rows in "
+                     f"micro-batches of {micro_batch_size}")
 
 
 def recompute_logprobs(graphdef, params, batch: TrainBatch, *, micro_batch_size: int,
-                       chunk: int | None, first_row: int = 0):
+                       chunk: int | None, first_row: int = 0, group: int = 0):
   """Old-policy / reference log π^T(o_t), `micro_batch_size` rows at a time.
 
   Memory is bounded by one micro-batch's forward pass whatever the number
@@ -125,19 +152,20 @@ def recompute_logprobs(graphdef, params, batch: TrainBatch, *, micro_batch_size:
   batch = jax.tree.map(lambda x: x[first_row:], batch)
   n = batch.targets_NxT.shape[0]
   mb = min(micro_batch_size, n)
+  check_prompt_group(n, mb, group)
   pad = (-n) % mb
   if pad:
     batch = jax.tree.map(lambda x: jnp.concatenate([x, jnp.zeros_like(x[:pad])]), batch)
-  micro = split_micro_batches(batch, mb)
+  micro = split_micro_batches(batch, mb, group)
   _, logp = jax.lax.scan(
-      lambda _, m: (None, sequence_logprobs(graphdef, params, m, chunk)), None, micro)
-  return jnp.concatenate([out, merge_micro_batches(logp)[:n]])
+      lambda _, m: (None, sequence_logprobs(graphdef, params, m, chunk, group)), None, micro)
+  return jnp.concatenate([out, merge_micro_batches(logp, group)[:n]])
 
 
 def _micro_loss(params, graphdef, micro: TrainBatch, denominator, cfg: UpdateConfig,
                 old_is_current):
   model = nnx.merge(graphdef, params)
-  hidden = response_hidden(model, micro)
+  hidden = response_hidden(model, micro, cfg.prompt_group)
   w = model.unembedding_DxV()
   logp = logprobs_lib.token_logprobs(hidden, w, micro.targets_NxT,
                                      temperature=micro.temperature_N,
@@ -180,8 +208,9 @@ def update_step(state: TrainState, batch: TrainBatch, old_is_current=False, *, g
   if n % mb:
     raise ValueError(f"mini-batch of {n} rows does not split into micro-batches "
                      f"of {mb}")
+  check_prompt_group(n, mb, cfg.prompt_group)
   denominator = losses.aggregation_denominator(batch.loss_mask_NxT, cfg.aggregation)
-  micro_batches = split_micro_batches(batch, mb)
+  micro_batches = split_micro_batches(batch, mb, cfg.prompt_group)
   grad_fn = jax.value_and_grad(_micro_loss, has_aux=True)
 
   def body(carry, micro):
@@ -245,10 +274,11 @@ def jit_update_step(graphdef, optimizer, cfg: UpdateConfig, *, mesh, state_shard
 
 
 def jit_recompute(graphdef, *, mesh, param_sharding: nnx.State, rows: int,
-                  micro_batch_size: int, chunk: int | None, first_row: int = 0):
+                  micro_batch_size: int, chunk: int | None, first_row: int = 0,
+                  group: int = 0):
   """`recompute_logprobs` jitted with its shardings declared."""
   fn = functools.partial(recompute_logprobs, graphdef, micro_batch_size=micro_batch_size,
-                         chunk=chunk, first_row=first_row)
+                         chunk=chunk, first_row=first_row, group=group)
   rows_sharding = batch_sharding(mesh, rows)
   return jax.jit(fn, in_shardings=(param_sharding, rows_sharding), out_shardings=rows_sharding)
 

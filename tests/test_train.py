@@ -1,5 +1,6 @@
 """Trainer: the demo end to end, kill-and-resume, sharded update step, configs."""
 
+import dataclasses
 import glob
 import importlib.util
 import json
@@ -19,6 +20,7 @@ from microcoder_jax import config_lib, sharding
 from microcoder_jax import update as update_lib
 from microcoder_jax.models import get_preset, init_model
 from microcoder_jax.rl import get_objective
+from microcoder_jax.rl import batch as batch_lib
 from microcoder_jax.rl.batch import TrainBatch
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -293,6 +295,54 @@ def test_on_policy_update_reads_old_logps_off_its_own_forward():
   diff = np.abs(np.asarray(old) - np.asarray(batch.old_logp_NxT))[mask].max()
   assert float(m_got["sampler_logp_diff_max"]) == pytest.approx(diff, rel=1e-5)
   assert float(m_want["sampler_logp_diff_max"]) == 0.0
+
+
+def _grouped(batch, g):
+  """Rows in groups of g with one prompt each (the first row's)."""
+  p = batch.input_ids_NxL.shape[1] - batch.targets_NxT.shape[1]
+  share = lambda x: x.at[:, :p].set(jnp.repeat(x[::g, :p], g, axis=0))
+  return batch.replace(input_ids_NxL=share(batch.input_ids_NxL),
+                       attention_mask_NxL=share(batch.attention_mask_NxL))
+
+
+def test_prompt_sharing_update_equals_plain_update():
+  model = init_model(get_preset("tiny", vocab_size=64), seed=5)
+  graphdef, params = nnx.split(model)
+  batch = _grouped(_random_batch(model.cfg, n=16, seed=8), 4)
+  batch_lib.check_prompt_groups(batch, 4)
+  opt = optax.sgd(1.0)
+  results = []
+  for group, micro in ((0, 8), (4, 8)):  # 8 rows: 2 micro-batches of 2 groups
+    cfg = dataclasses.replace(_update_cfg(micro, 16), prompt_group=group)
+    fn = jax.jit(lambda s, b, cfg=cfg: update_lib.update_step(s, b, graphdef=graphdef,
+                                                              optimizer=opt, cfg=cfg))
+    state = update_lib.TrainState(params, opt.init(params), jnp.zeros((), jnp.int32))
+    results.append(fn(state, batch))
+  (want, m_want), others = results[0], results[1:]
+  assert float(m_want["grad_norm"]) > 0
+  for got, m_got in others:
+    for (path, a), (_, b) in zip(nnx.to_flat_state(want.params), nnx.to_flat_state(got.params)):
+      np.testing.assert_allclose(np.asarray(b[...]), np.asarray(a[...]), atol=2e-6,
+                                 err_msg=str(path))
+    for k in ("loss", "entropy", "ratio_mean"):
+      assert float(m_got[k]) == pytest.approx(float(m_want[k]), rel=1e-5, abs=1e-7), k
+  mesh = sharding.make_mesh({"fsdp": 4, "tensor": 2})
+  recompute = lambda group: update_lib.jit_recompute(
+      graphdef, mesh=mesh, param_sharding=sharding.state_shardings(params, mesh), rows=16,
+      micro_batch_size=8, chunk=16, first_row=4, group=group)
+  with sharding.use_mesh(mesh):
+    np.testing.assert_allclose(np.asarray(recompute(4)(params, batch)),
+                               np.asarray(recompute(0)(params, batch)), atol=1e-5)
+
+
+def test_prompt_groups_are_checked():
+  model_cfg = get_preset("tiny", vocab_size=64)
+  batch = _random_batch(model_cfg, n=8, seed=1)
+  batch_lib.check_prompt_groups(batch, 0)
+  with pytest.raises(ValueError, match="groups of 4"):
+    batch_lib.check_prompt_groups(batch, 4)
+  with pytest.raises(ValueError, match="micro-batches of 6"):
+    update_lib.check_prompt_group(12, 6, 4)
 
 
 def test_recompute_compiles_once():

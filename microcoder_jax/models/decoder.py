@@ -7,6 +7,8 @@
                           return_hidden=True)                 # prefill
     logits_BxV = model.logits(hidden[:, -1])                  # the last position only
     logits, cache = model(next_Bx1, cache=cache)              # one decode step
+    hidden_NxTxD = model.shared_prefix_hidden(                # G rows per prompt:
+        prompt_UxP, prompt_mask_UxP, ids_NxT, mask_NxT)       # prompts computed once
 
 Positions default to the count of real tokens before each token (left padding
 aware), continuing from what the cache already holds.
@@ -47,6 +49,17 @@ class Block(nnx.Module):
     x_BxTxD = sharding.constrain(x_BxTxD + h, _ACT)
     x_BxTxD = x_BxTxD + self.mlp(self.post_attn_norm(x_BxTxD))
     return sharding.constrain(x_BxTxD, _ACT), cache
+
+  def shared_prefix(self, xp_UxPxD, xr_NxTxD, pos_UxP, pos_NxT, mask_UxP, mask_NxT):
+    """`__call__` for U prompt rows and the N = U·G response rows that
+    continue them (`layers.Attention.shared_prefix`)."""
+    hp, hr = self.attn.shared_prefix(self.input_norm(xp_UxPxD), self.input_norm(xr_NxTxD),
+                                     pos_UxP, pos_NxT, mask_UxP, mask_NxT)
+    out = []
+    for x, h in ((xp_UxPxD, hp), (xr_NxTxD, hr)):
+      x = sharding.constrain(x + h, _ACT)
+      out.append(sharding.constrain(x + self.mlp(self.post_attn_norm(x)), _ACT))
+    return tuple(out)
 
 
 def stacked_blocks(cfg: ModelConfig, rngs: nnx.Rngs) -> Block:
@@ -124,6 +137,48 @@ class Decoder(nnx.Module):
     (x_BxTxD, cache), _ = jax.lax.scan(
         body, (x_BxTxD, cache), (jnp.arange(self.cfg.num_layers), stacked))
     return x_BxTxD, cache
+
+  def _run_shared_layers(self, xp, xr, pos_p, pos_r, mask_p, mask_r):
+    graphdef, stacked = nnx.split(self.layers)
+
+    def layer(x, i, params):
+      del i
+      return nnx.merge(graphdef, params).shared_prefix(*x, pos_p, pos_r, mask_p, mask_r)
+
+    layer = _remat(layer, self.cfg.remat)
+    x = (xp, xr)
+    if not self.cfg.scan_layers:
+      for i in range(self.cfg.num_layers):
+        with jax.named_scope(f"layer_{i}"):
+          x = layer(x, i, jax.tree.map(lambda a: a[i], stacked))
+      return x
+    x, _ = jax.lax.scan(lambda x, xs: (layer(x, *xs), None), x,
+                        (jnp.arange(self.cfg.num_layers), stacked))
+    return x
+
+  def shared_prefix_hidden(self, prompt_ids_UxP, prompt_mask_UxP, ids_NxT, mask_NxT):
+    """Final hidden states at the positions predicting each of `ids_NxT`.
+
+    Row r is prompt r // G (left-padded) followed by `ids_NxT[r]`, G = N / U:
+    the same as `self(concat(prompt, ids), ...)[:, P - 1:-1]`, with each
+    prompt's forward pass computed once instead of G times (the policy
+    update's G responses per prompt). Returns [N, T, D].
+    """
+    u, p = prompt_ids_UxP.shape
+    n, t = ids_NxT.shape
+    if n % u:
+      raise ValueError(f"{n} rows do not continue {u} prompts in equal groups")
+    group = n // u
+    mask_p, mask_r = prompt_mask_UxP.astype(bool), mask_NxT.astype(bool)
+    pos_p = jnp.maximum(jnp.cumsum(mask_p, axis=-1, dtype=jnp.int32) - 1, 0)
+    before_N = jnp.repeat(mask_p.sum(-1, dtype=jnp.int32), group)
+    pos_r = jnp.maximum(before_N[:, None] + jnp.cumsum(mask_r, axis=-1, dtype=jnp.int32) - 1, 0)
+    embed = lambda ids: sharding.constrain(
+        jnp.take(self.embed_VxD[...], ids, axis=0).astype(self.cfg.jnp_dtype), _ACT)
+    xp, xr = self._run_shared_layers(embed(prompt_ids_UxP), embed(ids_NxT), pos_p, pos_r,
+                                     mask_p, mask_r)
+    last_NxD = jnp.repeat(self.final_norm(xp[:, -1]), group, axis=0)
+    return jnp.concatenate([last_NxD[:, None], self.final_norm(xr[:, :-1])], axis=1)
 
   def __call__(self, input_ids_BxT, positions_BxT=None, attention_mask_BxT=None,
                *, cache: layers.KVCache | None = None, return_hidden: bool = False):

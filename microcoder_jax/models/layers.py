@@ -277,10 +277,8 @@ class Attention(nnx.Module):
       out = out + getattr(self, bias_name)[...].astype(out.dtype)
     return out
 
-  def __call__(self, x_BxTxD, positions_BxT, mask_BxT, layer, cache: KVCache | None):
-    """Without a cache: causal attention over x. With one: writes this layer's
-    keys/values at the cache index and attends over the filled slots (the
-    cache's `mask_BxS` must already cover the new tokens)."""
+  def _qkv(self, x_BxTxD, positions_BxT):
+    """Projected, normalised (Qwen3) and rotated q, k, v."""
     cfg = self.cfg
     q = self._project(x_BxTxD, self.wq_DxNxH, "bq_NxH")
     k = self._project(x_BxTxD, self.wk_DxKxH, "bk_KxH")
@@ -292,19 +290,46 @@ class Attention(nnx.Module):
     k = apply_rope(k, positions_BxT, inv_freq, scale)
     q = sharding.constrain(q, ("act_batch", "act_length", "act_heads", "head_dim"))
     k = sharding.constrain(k, ("act_batch", "act_length", "act_kv_heads", "head_dim"))
-    blocks = dict(impl=cfg.attention, block_q=cfg.attention_block_q,
-                  block_kv=cfg.attention_block_kv)
+    return q, k, v
+
+  def _blocks(self):
+    cfg = self.cfg
+    return dict(impl=cfg.attention, block_q=cfg.attention_block_q,
+                block_kv=cfg.attention_block_kv)
+
+  def _output(self, out_BxTxNxH):
+    return dense("btnh,nhd->btd", out_BxTxNxH,
+                 self.wo_NxHxD[...].astype(out_BxTxNxH.dtype), self.cfg)
+
+  def __call__(self, x_BxTxD, positions_BxT, mask_BxT, layer, cache: KVCache | None):
+    """Without a cache: causal attention over x. With one: writes this layer's
+    keys/values at the cache index and attends over the filled slots (the
+    cache's `mask_BxS` must already cover the new tokens)."""
+    q, k, v = self._qkv(x_BxTxD, positions_BxT)
     if cache is None:
-      out = attention_lib.attention(q, k, v, mask_BxT, **blocks)
+      out = attention_lib.attention(q, k, v, mask_BxT, **self._blocks())
     else:
       t = x_BxTxD.shape[1]
       cache = cache.write(layer, k, v)
       out = attention_lib.attention(
           q.astype(cache.dtype), cache.k_LxBxSxKxH, cache.v_LxBxSxKxH,
           cache.mask_BxS, q_offset=cache.index, kv_len=cache.index + t, layer=layer,
-          **blocks).astype(q.dtype)
-    out = dense("btnh,nhd->btd", out, self.wo_NxHxD[...].astype(out.dtype), cfg)
-    return out, cache
+          **self._blocks()).astype(q.dtype)
+    return self._output(out), cache
+
+  def shared_prefix(self, xp_UxPxD, xr_NxTxD, pos_UxP, pos_NxT, mask_UxP, mask_NxT):
+    """Attention for N = U·G rows whose first P tokens are G copies of U
+    prompts: the prompts' queries, keys and values are computed once each;
+    row r's response attends over prompt r // G and its own earlier tokens.
+    Returns (prompt outputs [U, P, D], response outputs [N, T, D])."""
+    group = xr_NxTxD.shape[0] // xp_UxPxD.shape[0]
+    qp, kp, vp = self._qkv(xp_UxPxD, pos_UxP)
+    qr, kr, vr = self._qkv(xr_NxTxD, pos_NxT)
+    out_p = attention_lib.attention(qp, kp, vp, mask_UxP, **self._blocks())
+    both = lambda prompt, resp: jnp.concatenate([jnp.repeat(prompt, group, axis=0), resp], 1)
+    out_r = attention_lib.attention(qr, both(kp, kr), both(vp, vr), both(mask_UxP, mask_NxT),
+                                    q_offset=xp_UxPxD.shape[1], **self._blocks())
+    return self._output(out_p), self._output(out_r)
 
 
 class MLP(nnx.Module):

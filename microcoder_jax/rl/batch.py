@@ -72,3 +72,15 @@ def mini_batch_tokens(batch: TrainBatch, rows_per_update: int) -> np.ndarray:
   """Loss tokens of each consecutive mini-batch of a host batch."""
   mask = np.asarray(batch.loss_mask_NxT)
   return mask.reshape(-1, rows_per_update, mask.shape[1]).sum(axis=(1, 2))
+
+
+def check_prompt_groups(batch: TrainBatch, group: int) -> None:
+  """Raises unless every `group` consecutive rows share one prompt (the
+  rows a prompt-sharing update reads one prompt from; 0: no check)."""
+  if not group:
+    return
+  p = batch.input_ids_NxL.shape[1] - batch.targets_NxT.shape[1]
+  for name in ("input_ids_NxL", "attention_mask_NxL"):
+    x = np.asarray(getattr(batch, name))[:, :p]
+    if x.shape[0] % group or not (x.reshape(-1, group, p) == x[::group, None]).all():
+      raise ValueError(f"{name}: the rows are not groups of {group} with one prompt each")

@@ -217,3 +217,52 @@ def test_runtime_options_are_validated_and_not_exported():
     get_preset("tiny", remat="some")
   cfg = get_preset("tiny", attention="blockwise", remat="full", scan_layers=False)
   assert not {"attention", "remat", "scan_layers"} & set(cfg.to_hf())
+
+
+def _prompt_groups(u=3, g=4, p=7, t=5, vocab=64, seed=0):
+  """U left-padded prompts, G responses each (right-padded)."""
+  rng = np.random.default_rng(seed)
+  prompt = rng.integers(1, vocab, (u, p))
+  pmask = np.ones((u, p), bool)
+  pmask[0, :3] = False
+  pmask[2, :1] = False
+  resp = rng.integers(1, vocab, (u * g, t))
+  rmask = np.arange(t)[None] < rng.integers(0, t + 1, u * g)[:, None]
+  return prompt, pmask, resp, rmask
+
+
+@pytest.mark.parametrize("scan,remat,attention", [
+    (False, "none", "plain"), (True, "full", "blockwise")])
+def test_shared_prefix_hidden_equals_full_forward(scan, remat, attention):
+  """Each prompt computed once for its G responses: the same hidden states and
+  parameter gradients as G full rows."""
+  cfg = get_preset("tiny", vocab_size=64).replace(
+      scan_layers=scan, remat=remat, attention=attention, attention_block_q=4,
+      attention_block_kv=4)
+  graphdef, params = nnx.split(init_model(cfg, seed=0))
+  prompt, pmask, resp, rmask = (jnp.asarray(x) for x in _prompt_groups())
+  g, p = resp.shape[0] // prompt.shape[0], prompt.shape[1]
+  ids = jnp.concatenate([jnp.repeat(prompt, g, 0), resp], 1)
+  mask = jnp.concatenate([jnp.repeat(pmask, g, 0), rmask], 1)
+  weight = jnp.asarray(np.random.default_rng(1).normal(size=resp.shape + (cfg.hidden_size,)),
+                       jnp.float32) * rmask[..., None]
+  full = jax.jit(lambda prm: nnx.merge(graphdef, prm)(ids, attention_mask_BxT=mask,
+                                                      return_hidden=True)[:, p - 1:-1])
+  shared = jax.jit(lambda prm: nnx.merge(graphdef, prm).shared_prefix_hidden(
+      prompt, pmask, resp, rmask))
+  live = np.array(rmask)
+  live[:, 0] = True  # the prompt's last position predicts every row's first token
+  np.testing.assert_allclose(np.asarray(shared(params))[live], np.asarray(full(params))[live],
+                             atol=1e-5)
+  want = jax.jit(jax.grad(lambda prm: jnp.sum(full(prm) * weight)))(params)
+  got = jax.jit(jax.grad(lambda prm: jnp.sum(shared(prm) * weight)))(params)
+  scale = max(float(jnp.abs(x).max()) for x in jax.tree.leaves(want))
+  for a, b in zip(jax.tree.leaves(want), jax.tree.leaves(got)):
+    np.testing.assert_allclose(np.asarray(b), np.asarray(a), atol=1e-5 * scale)
+
+
+def test_shared_prefix_needs_equal_groups(model):
+  prompt, pmask, resp, rmask = _prompt_groups(u=3, g=4)
+  with pytest.raises(ValueError, match="equal groups"):
+    model.shared_prefix_hidden(jnp.asarray(prompt), jnp.asarray(pmask),
+                               jnp.asarray(resp[:11]), jnp.asarray(rmask[:11]))
