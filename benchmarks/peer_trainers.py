@@ -16,11 +16,17 @@ rotated by one per repeat, so slow drifts of a shared machine fall on all.
 Per trainer it prints: steady-state seconds per step (min / median over steps
 3..N of every repeat, and each repeat's median), the median seconds of each
 phase (generate, reward, old-policy log-probs, update; "other" is the rest of
-the step), warm-up (steps 1 + 2, median over repeats), peak RSS of the
+the step), warm-up (steps 1 + 2) cold and cached, peak RSS of the
 training process (max over repeats), and held-out pass@1 of the first
 repeat's final policy, scored by our sampler and judge for every trainer
 (`common.heldout_command`). The last line is
 `ratio_vs_fastest_peer=<ours median s/step / the fastest peer's>`.
+
+Each trainer gets a fresh persistent XLA compilation cache for this
+benchmark (OUT_DIR/xla_cache/<name>, as JAX_COMPILATION_CACHE_DIR): its first
+repeat compiles everything ("cold" warm-up), later repeats load what the
+first compiled ("cached" warm-up: the median over repeats 2..). JAX trainers
+(ours, tunix) use the cache; TRL compiles nothing, so both are the same work.
 
 TRL and tunix are optional (`pip install -e .[bench]`); a trainer whose
 package or runner is missing is skipped with what to install.
@@ -96,12 +102,14 @@ def availability(name: str) -> str | None:
   return None
 
 
-def run_trainer(name: str, steps: int, seed: int, rep_dir: str, timeout: float) -> dict:
+def run_trainer(name: str, steps: int, seed: int, rep_dir: str, timeout: float,
+                cache_dir: str) -> dict:
   """One run of a trainer's runner in a fresh subprocess; its RESULT.json."""
   out = os.path.join(rep_dir, f"{name}.json")
   export = os.path.join(rep_dir, f"{name}_export")
   log_path = os.path.join(rep_dir, f"{name}.log")
-  env = dict(os.environ, XLA_FLAGS="", PYTHONUNBUFFERED="1")
+  env = dict(os.environ, XLA_FLAGS="", PYTHONUNBUFFERED="1",
+             JAX_COMPILATION_CACHE_DIR=cache_dir)
   cmd = [sys.executable, os.path.join(PEERS_DIR, f"{name}_runner.py"), "--steps", str(steps),
          "--out", out, "--export-dir", export, "--seed", str(seed)]
   t0 = time.perf_counter()
@@ -140,6 +148,10 @@ def _median(xs):
   return statistics.median(xs) if xs else None
 
 
+def _warmup(result: dict) -> float:
+  return sum(st["total_s"] for st in result["steps"] if st["step"] <= 2)
+
+
 def summarize(name: str, results: list[dict]) -> dict:
   """Steady-state (steps >= 3) and warm-up statistics over a trainer's runs."""
   ok = [r for r in results if "error" not in r]
@@ -153,8 +165,8 @@ def summarize(name: str, results: list[dict]) -> dict:
            step_min=min(totals) if totals else None, step_median=_median(totals),
            repeat_medians=[_median([st["total_s"] for st in r["steps"] if st["step"] >= 3])
                            for r in ok],
-           warmup_s=_median([sum(st["total_s"] for st in r["steps"] if st["step"] <= 2)
-                             for r in ok]),
+           warmup_cold_s=_warmup(results[0]) if "error" not in results[0] else None,
+           warmup_cached_s=_median([_warmup(r) for r in results[1:] if "error" not in r]),
            peak_rss_gib=max(r["peak_rss_gib"] for r in ok),
            process_s=_median([r["process_wall_s"] for r in ok]))
   for k in PHASES:
@@ -170,7 +182,7 @@ def _fmt(x, spec=".2f"):
 
 def table(summaries: list[dict]) -> str:
   head = ("| trainer | s/step min | s/step median | repeat medians | generate | reward "
-          "| old log-probs | update | other | warm-up (steps 1-2) | peak RSS GiB "
+          "| old log-probs | update | other | warm-up cold / cached (steps 1-2) | peak RSS GiB "
           "| process s | held-out pass@1 % |")
   lines = [head, "|---|" + "---:|" * (head.count("|") - 2)]
   for s in summaries:
@@ -180,7 +192,8 @@ def table(summaries: list[dict]) -> str:
     lines.append(
         f"| {s['trainer']} | {_fmt(s['step_min'])} | **{_fmt(s['step_median'])}** | {reps} "
         f"| {_fmt(s['generate_s'])} | {_fmt(s['reward_s'])} | {_fmt(s['old_logprob_s'])} "
-        f"| {_fmt(s['update_s'])} | {_fmt(s['other_s'])} | {_fmt(s['warmup_s'], '.1f')} "
+        f"| {_fmt(s['update_s'])} | {_fmt(s['other_s'])} "
+        f"| {_fmt(s['warmup_cold_s'], '.1f')} / {_fmt(s['warmup_cached_s'], '.1f')} "
         f"| {_fmt(s['peak_rss_gib'])} | {_fmt(s['process_s'], '.0f')} "
         f"| {_fmt(s.get('heldout_pass1'), '.1f')} |")
   return "\n".join(lines)
@@ -216,7 +229,8 @@ def main(argv=None):
     os.makedirs(rep_dir, exist_ok=True)
     for n in order:
       print(f"repeat {rep + 1}/{args.repeats}: {n} ...", flush=True)
-      r = run_trainer(n, args.steps, args.seed, rep_dir, args.timeout)
+      r = run_trainer(n, args.steps, args.seed, rep_dir, args.timeout,
+                      os.path.join(out_dir, "xla_cache", n))
       results[n].append(r)
       if "error" in r:
         print(f"  {n} failed: {r['error']}", flush=True)
