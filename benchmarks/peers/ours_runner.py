@@ -15,8 +15,9 @@ Phases, as the trainer itself times them (`time/*_s` in metrics.jsonl):
                  in worker processes while chunk c + 1 is generated.
   reward_s       `time/judge_wait_s`: waiting for the verdicts after the last
                  chunk is generated (the judging not hidden behind generation).
-  old_logprob_s  `time/logprobs_s`: log pi_old of every row by the trainer's
-                 forward (before the first update).
+  old_logprob_s  `time/logprobs_s`: log pi_old of the second mini-batch's rows
+                 by the trainer's forward (before the first update, whose own
+                 forward gives its rows' log pi_old).
   update_s       `time/update_s`: the 2 optimizer updates.
   total_s        `time/step_s`: the whole step; it also holds `time/score_s`
                  (advantages, batch building, host-to-device copy) and metric
@@ -122,8 +123,12 @@ def main(argv=None):
       "last step, whose save (after the step's timer) is outside total_s",
       "judging overlaps generation (2 chunks): generate_s includes handing chunk 1 to the "
       "judge while chunk 2 is generated; reward_s is only the wait after generation",
-      "old log-probs recomputed by the trainer's forward for all 64 rows (pi_old of the "
-      "second mini-batch differs from the updated policy)",
+      "old log-probs: the first update (parameters still pi_old) takes them from its own "
+      "forward; the trainer recomputes them for the second mini-batch's 32 rows only "
+      "(whose pi_old differs from the updated policy). Same values as recomputing all 64",
+      "each prompt's forward runs once for its 8 rows in the update and the recompute "
+      "(share_prompts): same log-probs and gradients up to float rounding, about half "
+      "the tokens (prompts pad to 96, responses to 64)",
       "token entropy is computed as a metric in the update (rl default log_entropy=True)",
       "peak RSS: the training process (perf/peak_host_gib; judge workers are separate "
       "processes and not counted)",

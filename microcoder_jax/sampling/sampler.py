@@ -142,14 +142,15 @@ class Sampler:
                                                 "num_samples"))
 
   # ------------------------------------------------------------ host side
-  def prepare_prompts(self, prompts: Sequence[Sequence[int]]):
-    """Left-pads each prompt to a bucket and pads the number of prompts to the
-    mesh's batch size. Returns (ids_UxP, mask_UxP, number of real prompts)."""
+  def prepare_prompts(self, prompts: Sequence[Sequence[int]], min_length: int = 0):
+    """Left-pads each prompt to a bucket (of at least `min_length` tokens)
+    and pads the number of prompts to the mesh's batch size. Returns
+    (ids_UxP, mask_UxP, number of real prompts)."""
     if not prompts or any(len(p) == 0 for p in prompts):
       raise ValueError("every prompt needs at least one token")
     rows = _row_multiple(self.mesh)
     u_padded = math.ceil(len(prompts) / rows) * rows
-    length = bucket_length(max(len(p) for p in prompts), self.buckets)
+    length = bucket_length(max(min_length, *(len(p) for p in prompts)), self.buckets)
     ids = np.full((u_padded, length), self.pad_id, np.int32)
     mask = np.zeros((u_padded, length), bool)
     for i, p in enumerate(prompts):
@@ -161,7 +162,8 @@ class Sampler:
   def sample(self, params: nnx.State, prompts: Sequence[Sequence[int]], *,
              num_samples: int, max_new_tokens: int, temperature=1.0,
              top_p: float = 1.0, top_k: int = 0, rng: jax.Array,
-             temperature_schedule=None, first_row: int = 0) -> Rollout:
+             temperature_schedule=None, first_row: int = 0,
+             min_prompt_length: int = 0) -> Rollout:
     """Samples `num_samples` responses per prompt.
 
     Args:
@@ -176,8 +178,11 @@ class Sampler:
         so a response depends on (rng, its global row, its prompt, params)
         only: splitting a batch into calls (with consecutive `first_row`s)
         or changing the batch size leaves every response the same.
+      min_prompt_length: pad prompts to the bucket of at least this length;
+        calls that pass the longest prompt of a whole batch share one
+        prompt shape (one compilation) however the batch is split.
     """
-    ids, mask, u = self.prepare_prompts(prompts)
+    ids, mask, u = self.prepare_prompts(prompts, min_prompt_length)
     n, n_padded = u * num_samples, ids.shape[0] * num_samples
     temp_N = np.broadcast_to(np.asarray(temperature, np.float32), (n,))
     temp_N = np.concatenate([temp_N, np.ones(n_padded - n, np.float32)])

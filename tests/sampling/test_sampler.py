@@ -213,3 +213,19 @@ def test_bad_arguments():
   with pytest.raises(ValueError, match=r"temperature_schedule has shape \(3,\)"):
     s.sample(nnx.state(m), [[1]], num_samples=1, max_new_tokens=4,
              temperature_schedule=[1.0, 1.0, 1.0], rng=jax.random.key(0))
+
+
+def test_min_prompt_length_shares_one_program_across_buckets(model):
+  """Chunks of one batch padded to the longest prompt of all: one program."""
+  sampler = Sampler(model, stop_ids=(3,), buckets=(8, 16, 32))
+  params = nnx.state(model)
+  short, long = [[5, 6, 7]], [list(range(1, 13))]  # buckets 8 and 16 on their own
+  kw = dict(num_samples=2, max_new_tokens=6, temperature=1.0, rng=jax.random.key(0))
+  want = sampler.sample(params, short, **kw)
+  got = sampler.sample(params, short, min_prompt_length=12, **kw)
+  sampler.sample(params, long, min_prompt_length=12, **kw)
+  assert sampler.num_traces == 2  # buckets 8 and 16; the long chunk reused 16
+  assert np.asarray(got.prompt_ids_NxP).shape[1] == 16
+  np.testing.assert_allclose(np.asarray(got.logprobs_NxT), np.asarray(want.logprobs_NxT),
+                             atol=1e-5)
+  np.testing.assert_array_equal(got.tokens_NxT, want.tokens_NxT)
