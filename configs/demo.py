@@ -4,9 +4,9 @@ The policy (~1.6M parameters, bundled, made by `python -m microcoder_jax.warm_st
 was fine-tuned on reference solutions of the synthetic train split only, 30% of
 them carrying each of two family-independent bad habits (see `warm_start.HABITS`);
 the held-out split uses unseen parameter settings of the same task families.
-A run takes about 4 minutes on 2 CPU cores; held-out pass@1 (113 problems x 4
+A run takes about 2 minutes on 2 CPU cores; held-out pass@1 (113 problems x 4
 samples, T = 0.6) is measured every 10 steps and rises from about 53% to about
-68% (seed 0: 52.7% -> 68.4%; mean of seeds 0-2 +15.1 points; see
+68% (seed 0: 52.7% -> 68.8%; mean of seeds 0-2 +15.3 points; see
 docs/cpu_demo.md for the spread):
   python -m microcoder_jax.train --config=configs/demo.py --workdir=runs/demo
 Shorter, other objectives or a random init:

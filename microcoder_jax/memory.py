@@ -194,7 +194,8 @@ def abstract_batch(mesh, rows: int, prompt: int, response: int) -> TrainBatch:
 
 
 def lower_update(cfg: ModelConfig, mesh, *, rows: int, micro_rows: int, prompt: int,
-                 response: int, logprob_chunk: int = 1024, lr: float = 1e-6):
+                 response: int, logprob_chunk: int = 1024, lr: float = 1e-6,
+                 prompt_group: int = 0):
   """The trainer's jitted `update_step` (AdamW), lowered for one mini-batch."""
   graphdef, params, param_sharding, _ = _abstract_params(cfg, mesh)
   optimizer = update_lib.make_optimizer(lr)
@@ -203,7 +204,7 @@ def lower_update(cfg: ModelConfig, mesh, *, rows: int, micro_rows: int, prompt: 
                                 jax.ShapeDtypeStruct((), jnp.int32))
   update_cfg = update_lib.UpdateConfig.from_objective(
       get_objective("microcoder_grpo"), micro_batch_size=micro_rows,
-      logprob_chunk=logprob_chunk, compute_entropy=True)
+      logprob_chunk=logprob_chunk, compute_entropy=True, prompt_group=prompt_group)
   fn = update_lib.jit_update_step(graphdef, optimizer, update_cfg, mesh=mesh,
                                   state_sharding=state_sharding, rows=rows)
   with sharding.use_mesh(mesh):
