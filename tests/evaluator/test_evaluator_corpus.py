@@ -88,7 +88,10 @@ def corpus_run():
   fds = set(os.listdir("/proc/self/fd"))
   problems = load_problems(os.path.join(DATA, "problems.jsonl"))
   samples = _rows("samples.jsonl")
-  with cpu_hog(), Evaluator(workers=2, timeout_s=1.0, memory_mb=512) as ev:
+  # 2 s of CPU per test: the memory bomb touches memory up to the 512 MB
+  # limit (about 0.3 s of CPU here); with 1 s it once ran out of CPU time
+  # first (verdict timeout) while CI loaded the machine.
+  with cpu_hog(), Evaluator(workers=2, timeout_s=2.0, memory_mb=512) as ev:
     uids, dirs = _sandbox_uids(ev), _worker_dirs(ev)
     assert all(os.path.isdir(d) for d in dirs)
     results = ev.evaluate(problems, samples)
