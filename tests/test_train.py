@@ -244,18 +244,24 @@ def test_update_with_remat_equals_update_without():
       assert rel <= 1e-6, (path, rel)
 
 
+def _sharded_recompute(graphdef, params, batch, **kwargs):
+  """`jit_recompute` over an fsdp 4 x tensor 2 mesh, as a NumPy array."""
+  mesh = sharding.make_mesh({"fsdp": 4, "tensor": 2})
+  fn = update_lib.jit_recompute(graphdef, mesh=mesh, rows=batch.targets_NxT.shape[0],
+                                param_sharding=sharding.state_shardings(params, mesh),
+                                chunk=16, **kwargs)
+  with sharding.use_mesh(mesh):
+    return np.asarray(fn(params, batch))
+
+
 def test_micro_batched_recompute_equals_one_shot():
   model = init_model(get_preset("tiny", vocab_size=64), seed=3)
   graphdef, params = nnx.split(model)
   batch = _random_batch(model.cfg, n=12, seed=6)
   want = np.asarray(jax.jit(lambda p, b: update_lib.sequence_logprobs(graphdef, p, b, 16))(
       params, batch))
-  mesh = sharding.make_mesh({"fsdp": 4, "tensor": 2})
   for micro in (4, 5, 12):  # 5: rows padded to a multiple of the micro-batch
-    fn = update_lib.jit_recompute(graphdef, mesh=mesh, param_sharding=sharding.state_shardings(
-        params, mesh), rows=12, micro_batch_size=micro, chunk=16)
-    with sharding.use_mesh(mesh):
-      got = np.asarray(fn(params, batch))
+    got = _sharded_recompute(graphdef, params, batch, micro_batch_size=micro)
     np.testing.assert_allclose(got, want, atol=1e-5, err_msg=f"micro={micro}")
 
 
@@ -265,11 +271,7 @@ def test_recompute_from_first_row_keeps_earlier_rows():
   batch = _random_batch(model.cfg, n=12, seed=6)
   full = np.asarray(jax.jit(lambda p, b: update_lib.sequence_logprobs(graphdef, p, b, 16))(
       params, batch))
-  mesh = sharding.make_mesh({"fsdp": 4, "tensor": 2})
-  fn = update_lib.jit_recompute(graphdef, mesh=mesh, param_sharding=sharding.state_shardings(
-      params, mesh), rows=12, micro_batch_size=4, chunk=16, first_row=4)
-  with sharding.use_mesh(mesh):
-    got = np.asarray(fn(params, batch))
+  got = _sharded_recompute(graphdef, params, batch, micro_batch_size=4, first_row=4)
   np.testing.assert_array_equal(got[:4], np.asarray(batch.old_logp_NxT)[:4])
   np.testing.assert_allclose(got[4:], full[4:], atol=1e-5)
 
@@ -326,13 +328,9 @@ def test_prompt_sharing_update_equals_plain_update():
                                  err_msg=str(path))
     for k in ("loss", "entropy", "ratio_mean"):
       assert float(m_got[k]) == pytest.approx(float(m_want[k]), rel=1e-5, abs=1e-7), k
-  mesh = sharding.make_mesh({"fsdp": 4, "tensor": 2})
-  recompute = lambda group: update_lib.jit_recompute(
-      graphdef, mesh=mesh, param_sharding=sharding.state_shardings(params, mesh), rows=16,
-      micro_batch_size=8, chunk=16, first_row=4, group=group)
-  with sharding.use_mesh(mesh):
-    np.testing.assert_allclose(np.asarray(recompute(4)(params, batch)),
-                               np.asarray(recompute(0)(params, batch)), atol=1e-5)
+  recompute = lambda group: _sharded_recompute(graphdef, params, batch, micro_batch_size=8,
+                                               first_row=4, group=group)
+  np.testing.assert_allclose(recompute(4), recompute(0), atol=1e-5)
 
 
 def test_prompt_groups_are_checked():

@@ -43,23 +43,22 @@ class Block(nnx.Module):
     self.post_attn_norm = layers.RMSNorm(cfg.hidden_size, cfg.rms_norm_eps, pd)
     self.mlp = layers.MLP(cfg, rngs=rngs)
 
+  def _residuals(self, x_BxTxD, attn_BxTxD):
+    """x + attn, then + mlp(norm(x + attn))."""
+    x_BxTxD = sharding.constrain(x_BxTxD + attn_BxTxD, _ACT)
+    return sharding.constrain(x_BxTxD + self.mlp(self.post_attn_norm(x_BxTxD)), _ACT)
+
   def __call__(self, x_BxTxD, positions_BxT, mask_BxT, layer, cache):
     h, cache = self.attn(self.input_norm(x_BxTxD), positions_BxT, mask_BxT,
                          layer, cache)
-    x_BxTxD = sharding.constrain(x_BxTxD + h, _ACT)
-    x_BxTxD = x_BxTxD + self.mlp(self.post_attn_norm(x_BxTxD))
-    return sharding.constrain(x_BxTxD, _ACT), cache
+    return self._residuals(x_BxTxD, h), cache
 
   def shared_prefix(self, xp_UxPxD, xr_NxTxD, pos_UxP, pos_NxT, mask_UxP, mask_NxT):
     """`__call__` for U prompt rows and the N = U·G response rows that
     continue them (`layers.Attention.shared_prefix`)."""
     hp, hr = self.attn.shared_prefix(self.input_norm(xp_UxPxD), self.input_norm(xr_NxTxD),
                                      pos_UxP, pos_NxT, mask_UxP, mask_NxT)
-    out = []
-    for x, h in ((xp_UxPxD, hp), (xr_NxTxD, hr)):
-      x = sharding.constrain(x + h, _ACT)
-      out.append(sharding.constrain(x + self.mlp(self.post_attn_norm(x)), _ACT))
-    return tuple(out)
+    return self._residuals(xp_UxPxD, hp), self._residuals(xr_NxTxD, hr)
 
 
 def stacked_blocks(cfg: ModelConfig, rngs: nnx.Rngs) -> Block:
@@ -115,46 +114,35 @@ class Decoder(nnx.Module):
   def init_cache(self, batch: int, max_len: int) -> layers.KVCache:
     return layers.KVCache.init(self.cfg, batch, max_len)
 
-  def _run_layers(self, x_BxTxD, positions_BxT, mask_BxT, cache):
+  def _over_layers(self, apply, carry, *, remat: bool):
+    """carry = apply(block_i, carry, i) for every layer i, unrolled or scanned
+    (`cfg.scan_layers`); with `remat`, each block is rematerialised in the
+    backward pass per `cfg.remat`."""
     graphdef, stacked = nnx.split(self.layers)
 
-    def layer(x, cache, i, params):
-      return nnx.merge(graphdef, params)(x, positions_BxT, mask_BxT, i, cache)
+    def layer(carry, i, params):
+      return apply(nnx.merge(graphdef, params), carry, i)
 
-    if cache is None:  # remat matters only where gradients are taken
+    if remat:
       layer = _remat(layer, self.cfg.remat)
     if not self.cfg.scan_layers:
       for i in range(self.cfg.num_layers):
         with jax.named_scope(f"layer_{i}"):
-          x_BxTxD, cache = layer(x_BxTxD, cache, i, jax.tree.map(lambda a: a[i], stacked))
-      return x_BxTxD, cache
+          carry = layer(carry, i, jax.tree.map(lambda a: a[i], stacked))
+      return carry
+    carry, _ = jax.lax.scan(lambda c, xs: (layer(c, *xs), None), carry,
+                            (jnp.arange(self.cfg.num_layers), stacked))
+    return carry
 
-    def body(carry, xs):
-      x, cache = carry
-      x, cache = layer(x, cache, *xs)
-      return (x, cache), None
-
-    (x_BxTxD, cache), _ = jax.lax.scan(
-        body, (x_BxTxD, cache), (jnp.arange(self.cfg.num_layers), stacked))
-    return x_BxTxD, cache
+  def _run_layers(self, x_BxTxD, positions_BxT, mask_BxT, cache):
+    return self._over_layers(  # remat matters only where gradients are taken
+        lambda block, c, i: block(c[0], positions_BxT, mask_BxT, i, c[1]),
+        (x_BxTxD, cache), remat=cache is None)
 
   def _run_shared_layers(self, xp, xr, pos_p, pos_r, mask_p, mask_r):
-    graphdef, stacked = nnx.split(self.layers)
-
-    def layer(x, i, params):
-      del i
-      return nnx.merge(graphdef, params).shared_prefix(*x, pos_p, pos_r, mask_p, mask_r)
-
-    layer = _remat(layer, self.cfg.remat)
-    x = (xp, xr)
-    if not self.cfg.scan_layers:
-      for i in range(self.cfg.num_layers):
-        with jax.named_scope(f"layer_{i}"):
-          x = layer(x, i, jax.tree.map(lambda a: a[i], stacked))
-      return x
-    x, _ = jax.lax.scan(lambda x, xs: (layer(x, *xs), None), x,
-                        (jnp.arange(self.cfg.num_layers), stacked))
-    return x
+    return self._over_layers(
+        lambda block, x, i: block.shared_prefix(*x, pos_p, pos_r, mask_p, mask_r),
+        (xp, xr), remat=True)
 
   def shared_prefix_hidden(self, prompt_ids_UxP, prompt_mask_UxP, ids_NxT, mask_NxT):
     """Final hidden states at the positions predicting each of `ids_NxT`.
