@@ -1,6 +1,7 @@
 """Judged rollouts → rewards R_i, the conditional truncation mask and Â_i.
 
-`score` is pure array math on host arrays (NumPy in, NumPy out): it takes
+`score` is pure array math on host arrays (NumPy in, NumPy out; the JAX
+part is one jitted program): it takes
 what the sampler and the judge produced, as arrays, and never sees a model,
 a sampler or an evaluator. N = num_groups × G rows, groups consecutive.
 """
@@ -9,9 +10,11 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 from typing import Sequence
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from microcoder_jax.rl import advantages as adv_lib
@@ -69,31 +72,12 @@ def score(objective: Objective, *, verdicts_N, has_code_N, tokens_NxT, lengths_N
   passed, valid = verdicts == PASS, verdicts != EVAL_ERROR
   has_code = np.asarray(has_code_N, bool)
   truncated = np.asarray(truncated_N, bool)
-  lengths = np.asarray(lengths_N)
+  lengths = np.asarray(lengths_N, np.int32)
   g = objective.group_size
-  rewards = passed.astype(np.float32)
-  if objective.overlong_buffer_frac is not None:
-    buffer = max(1, int(objective.overlong_buffer_frac * max_response_length))
-    rewards = rewards + np.asarray(rewards_lib.overlong_penalty(
-        lengths, max_response_length, buffer, objective.overlong_penalty_factor))
-  adv = np.asarray(adv_lib.group_advantages(
-      rewards, g, method=objective.adv_estimator, eps=objective.adv_std_eps,
-      std_ddof=objective.adv_std_ddof, valid_N=valid))
-
-  repeating = np.asarray(masks.repeat_tail(tokens_NxT, lengths, objective.repeat_window,
-                                           mode=objective.repeat_mode))
   ok = non_incorrect(objective, passed, truncated, has_code)
-  if not objective.ctm_conditions:
-    ok, repeating = np.ones_like(passed), np.zeros_like(passed)
-  mask = np.zeros_like(passed)
-  if objective.uses_ctm:
-    mask = np.asarray(masks.conditional_truncation_mask(
-        key, lengths_N=lengths, max_response_length=max_response_length,
-        non_incorrect_N=ok, repeating_N=repeating, rho=objective.rho,
-        truncated_N=truncated))
-  if objective.ctm_apply_to == "advantage":
-    adv = adv * (1.0 - mask)
-
+  rewards, adv, repeating, ok, mask = jax.device_get(_score_terms(
+      objective, max_response_length, key, passed, valid, ok, truncated,
+      np.asarray(tokens_NxT, np.int32), lengths))
   metrics = _metrics(rewards, passed, valid, lengths, truncated, g)
   counts = collections.Counter(verdicts.tolist())
   metrics.update({f"verdict/{v}": counts.get(v, 0) / len(verdicts) for v in verdict_names})
@@ -104,6 +88,35 @@ def score(objective: Objective, *, verdicts_N, has_code_N, tokens_NxT, lengths_N
       "ctm/repeat_frac": float(repeating.mean()),
   })
   return Scored(rewards, adv.astype(np.float32), valid, mask, metrics)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _score_terms(objective: Objective, max_response_length: int, key, passed_N, valid_N,
+                 ok_N, truncated_N, tokens_NxT, lengths_N):
+  """R_i, Â_i, repeat(o_i, m), the CTM's non-incorrect condition and mask_i,
+  as one program: a step's scoring compiles once (then never again for the
+  same N, T and L_max) instead of running a few dozen small ops eagerly."""
+  rewards_N = passed_N.astype(jnp.float32)
+  if objective.overlong_buffer_frac is not None:
+    buffer = max(1, int(objective.overlong_buffer_frac * max_response_length))
+    rewards_N = rewards_N + rewards_lib.overlong_penalty(
+        lengths_N, max_response_length, buffer, objective.overlong_penalty_factor)
+  adv_N = adv_lib.group_advantages(
+      rewards_N, objective.group_size, method=objective.adv_estimator,
+      eps=objective.adv_std_eps, std_ddof=objective.adv_std_ddof, valid_N=valid_N)
+  repeating_N = masks.repeat_tail(tokens_NxT, lengths_N, objective.repeat_window,
+                                  mode=objective.repeat_mode)
+  if not objective.ctm_conditions:
+    ok_N, repeating_N = jnp.ones_like(passed_N), jnp.zeros_like(passed_N)
+  mask_N = jnp.zeros_like(passed_N)
+  if objective.uses_ctm:
+    mask_N = masks.conditional_truncation_mask(
+        key, lengths_N=lengths_N, max_response_length=max_response_length,
+        non_incorrect_N=ok_N, repeating_N=repeating_N, rho=objective.rho,
+        truncated_N=truncated_N)
+  if objective.ctm_apply_to == "advantage":
+    adv_N = adv_N * (1.0 - mask_N)
+  return rewards_N, adv_N.astype(jnp.float32), repeating_N, ok_N, mask_N
 
 
 def _metrics(rewards, passed, valid, lengths, truncated, group_size):
