@@ -274,8 +274,8 @@ def fill_logprobs(batch, recompute_old, recompute_ref, params, ref_params):
   if recompute_old is not None:
     old = recompute_old(params, batch)
     # Reduced on device: the arrays may span processes.
-    metrics["rollout/logp_diff_max"] = float(jnp.max(jnp.where(
-        batch.loss_mask_NxT > 0, jnp.abs(old - batch.old_logp_NxT), 0.0)))
+    metrics["rollout/logp_diff_max"] = float(update_lib.logp_diff_max(
+        old, batch.old_logp_NxT, batch.loss_mask_NxT))
     batch = batch.replace(old_logp_NxT=old)
   if recompute_ref is not None:
     batch = batch.replace(ref_logp_NxT=recompute_ref(ref_params, batch))

@@ -308,6 +308,14 @@ def apply_mini_batches(state: TrainState, batch: TrainBatch, update, *,
   return state, metrics, skipped
 
 
+@jax.jit
+def logp_diff_max(logp_NxT, other_NxT, loss_mask_NxT):
+  """max |logp − other| over loss tokens (0 if none): how far two log-prob
+  computations of the same rows disagree (`rollout/logp_diff_max`)."""
+  return jnp.max(jnp.where(loss_mask_NxT > 0, jnp.abs(logp_NxT - other_NxT), 0.0),
+                 initial=0.0)
+
+
 def mini_batch(batch: TrainBatch, lo: int, rows: int) -> TrainBatch:
   """Rows [lo, lo + rows) of a device batch, laid out as the update expects
   (`batch_sharding(mesh, rows)`). Plain indexing would return a replicated

@@ -299,6 +299,18 @@ def test_on_policy_update_reads_old_logps_off_its_own_forward():
   assert float(m_want["sampler_logp_diff_max"]) == 0.0
 
 
+def test_logp_diff_max_is_the_largest_loss_token_difference():
+  rng = np.random.default_rng(0)
+  a, b = rng.normal(size=(2, 5, 7)).astype(np.float32)
+  mask = (rng.random((5, 7)) < 0.5).astype(np.float32)
+  update_lib.logp_diff_max.clear_cache()
+  want = np.abs(a.astype(np.float64) - b)[mask > 0].max()
+  assert float(update_lib.logp_diff_max(a, b, mask)) == pytest.approx(want, rel=1e-6)
+  assert float(update_lib.logp_diff_max(a, b, np.zeros_like(mask))) == 0.0
+  update_lib.logp_diff_max(b, a, mask)
+  assert update_lib.logp_diff_max._cache_size() == 1  # pylint: disable=protected-access
+
+
 def _grouped(batch, g):
   """Rows in groups of g with one prompt each (the first row's)."""
   p = batch.input_ids_NxL.shape[1] - batch.targets_NxT.shape[1]
