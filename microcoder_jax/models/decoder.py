@@ -53,12 +53,11 @@ class Block(nnx.Module):
                          layer, cache)
     return self._residuals(x_BxTxD, h), cache
 
-  def shared_prefix(self, xp_UxPxD, xr_NxTxD, pos_UxP, pos_NxT, mask_UxP, mask_NxT):
-    """`__call__` for U prompt rows and the N = U·G response rows that
-    continue them (`layers.Attention.shared_prefix`)."""
-    hp, hr = self.attn.shared_prefix(self.input_norm(xp_UxPxD), self.input_norm(xr_NxTxD),
-                                     pos_UxP, pos_NxT, mask_UxP, mask_NxT)
-    return self._residuals(xp_UxPxD, hp), self._residuals(xr_NxTxD, hr)
+  def shared_prefix(self, x_UxSxD, pos_UxS, mask_UxP, mask_NxT):
+    """`__call__` for U packed rows of a prompt and the G responses that
+    continue it (`layers.Attention.shared_prefix`)."""
+    h = self.attn.shared_prefix(self.input_norm(x_UxSxD), pos_UxS, mask_UxP, mask_NxT)
+    return self._residuals(x_UxSxD, h)
 
 
 def stacked_blocks(cfg: ModelConfig, rngs: nnx.Rngs) -> Block:
@@ -139,11 +138,6 @@ class Decoder(nnx.Module):
         lambda block, c, i: block(c[0], positions_BxT, mask_BxT, i, c[1]),
         (x_BxTxD, cache), remat=cache is None)
 
-  def _run_shared_layers(self, xp, xr, pos_p, pos_r, mask_p, mask_r):
-    return self._over_layers(
-        lambda block, x, i: block.shared_prefix(*x, pos_p, pos_r, mask_p, mask_r),
-        (xp, xr), remat=True)
-
   def shared_prefix_hidden(self, prompt_ids_UxP, prompt_mask_UxP, ids_NxT, mask_NxT):
     """Final hidden states at the positions predicting each of `ids_NxT`.
 
@@ -161,12 +155,18 @@ class Decoder(nnx.Module):
     pos_p = jnp.maximum(jnp.cumsum(mask_p, axis=-1, dtype=jnp.int32) - 1, 0)
     before_N = jnp.repeat(mask_p.sum(-1, dtype=jnp.int32), group)
     pos_r = jnp.maximum(before_N[:, None] + jnp.cumsum(mask_r, axis=-1, dtype=jnp.int32) - 1, 0)
-    embed = lambda ids: sharding.constrain(
-        jnp.take(self.embed_VxD[...], ids, axis=0).astype(self.cfg.jnp_dtype), _ACT)
-    xp, xr = self._run_shared_layers(embed(prompt_ids_UxP), embed(ids_NxT), pos_p, pos_r,
-                                     mask_p, mask_r)
-    last_NxD = jnp.repeat(self.final_norm(xp[:, -1]), group, axis=0)
-    return jnp.concatenate([last_NxD[:, None], self.final_norm(xr[:, :-1])], axis=1)
+    # Row u of the packed [U, S = P + G·T] layout: prompt u, then the tokens
+    # of responses uG, ..., uG + G − 1. Every token-wise op (norms,
+    # projections, RoPE, MLP) then runs on one array; only attention splits.
+    pack = lambda a_UxP, b_NxT: jnp.concatenate([a_UxP, b_NxT.reshape(u, group * t)], 1)
+    x = sharding.constrain(jnp.take(self.embed_VxD[...], pack(prompt_ids_UxP, ids_NxT), axis=0)
+                           .astype(self.cfg.jnp_dtype), _ACT)
+    pos_UxS = pack(pos_p, pos_r)
+    x = self._over_layers(lambda block, x, i: block.shared_prefix(x, pos_UxS, mask_p, mask_r),
+                          x, remat=True)
+    last_NxD = jnp.repeat(self.final_norm(x[:, p - 1]), group, axis=0)
+    resp_NxTxD = self.final_norm(x[:, p:].reshape(n, t, x.shape[-1])[:, :-1])
+    return jnp.concatenate([last_NxD[:, None], resp_NxTxD], axis=1)
 
   def __call__(self, input_ids_BxT, positions_BxT=None, attention_mask_BxT=None,
                *, cache: layers.KVCache | None = None, return_hidden: bool = False):

@@ -317,19 +317,23 @@ class Attention(nnx.Module):
           **self._blocks()).astype(q.dtype)
     return self._output(out), cache
 
-  def shared_prefix(self, xp_UxPxD, xr_NxTxD, pos_UxP, pos_NxT, mask_UxP, mask_NxT):
-    """Attention for N = U·G rows whose first P tokens are G copies of U
-    prompts: the prompts' queries, keys and values are computed once each;
-    row r's response attends over prompt r // G and its own earlier tokens.
-    Returns (prompt outputs [U, P, D], response outputs [N, T, D])."""
-    group = xr_NxTxD.shape[0] // xp_UxPxD.shape[0]
-    qp, kp, vp = self._qkv(xp_UxPxD, pos_UxP)
-    qr, kr, vr = self._qkv(xr_NxTxD, pos_NxT)
+  def shared_prefix(self, x_UxSxD, pos_UxS, mask_UxP, mask_NxT):
+    """Attention over U packed rows, each a prompt of P tokens followed by
+    the T tokens of each of the G = N / U responses that continue it
+    (S = P + G·T; `Decoder.shared_prefix_hidden`). Projections run once per
+    token; a prompt attends causally over itself, and response r over
+    prompt r // G and its own earlier tokens. Returns [U, S, D]."""
+    (u, s), (n, t), p = pos_UxS.shape, mask_NxT.shape, mask_UxP.shape[1]
+    group = n // u
+    q, k, v = self._qkv(x_UxSxD, pos_UxS)
+    split = lambda a: (a[:, :p], a[:, p:].reshape((n, t) + a.shape[2:]))
+    (qp, qr), (kp, kr), (vp, vr) = split(q), split(k), split(v)
     out_p = attention_lib.attention(qp, kp, vp, mask_UxP, **self._blocks())
     both = lambda prompt, resp: jnp.concatenate([jnp.repeat(prompt, group, axis=0), resp], 1)
     out_r = attention_lib.attention(qr, both(kp, kr), both(vp, vr), both(mask_UxP, mask_NxT),
-                                    q_offset=xp_UxPxD.shape[1], **self._blocks())
-    return self._output(out_p), self._output(out_r)
+                                    q_offset=p, **self._blocks())
+    out = jnp.concatenate([out_p, out_r.reshape((u, s - p) + out_r.shape[2:])], axis=1)
+    return self._output(out)
 
 
 class MLP(nnx.Module):
