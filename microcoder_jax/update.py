@@ -28,6 +28,7 @@ import optax
 from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec as P
 
+from microcoder_jax import sharding
 from microcoder_jax.rl import logprobs as logprobs_lib
 from microcoder_jax.rl import losses
 from microcoder_jax.rl.batch import TrainBatch
@@ -270,7 +271,8 @@ def jit_update_step(graphdef, optimizer, cfg: UpdateConfig, *, mesh, state_shard
   fn = functools.partial(update_step, graphdef=graphdef, optimizer=optimizer, cfg=cfg)
   replicated = NamedSharding(mesh, P())
   return jax.jit(fn, in_shardings=(state_sharding, batch_sharding(mesh, rows), replicated),
-                 out_shardings=(state_sharding, replicated), donate_argnums=0)
+                 out_shardings=(state_sharding, replicated), donate_argnums=0,
+                 compiler_options=sharding.compiler_options(mesh))
 
 
 def jit_recompute(graphdef, *, mesh, param_sharding: nnx.State, rows: int,
@@ -280,7 +282,8 @@ def jit_recompute(graphdef, *, mesh, param_sharding: nnx.State, rows: int,
   fn = functools.partial(recompute_logprobs, graphdef, micro_batch_size=micro_batch_size,
                          chunk=chunk, first_row=first_row, group=group)
   rows_sharding = batch_sharding(mesh, rows)
-  return jax.jit(fn, in_shardings=(param_sharding, rows_sharding), out_shardings=rows_sharding)
+  return jax.jit(fn, in_shardings=(param_sharding, rows_sharding), out_shardings=rows_sharding,
+                 compiler_options=sharding.compiler_options(mesh))
 
 
 def apply_mini_batches(state: TrainState, batch: TrainBatch, update, *,

@@ -139,7 +139,8 @@ class Sampler:
     # `microcoder_jax.memory.lower_sampler`).
     self.generate_fn = jax.jit(self._generate_impl,
                                static_argnames=("max_new_tokens", "top_k", "per_step",
-                                                "num_samples"))
+                                                "num_samples"),
+                               compiler_options=sharding.compiler_options(mesh))
 
   # ------------------------------------------------------------ host side
   def prepare_prompts(self, prompts: Sequence[Sequence[int]], min_length: int = 0):
