@@ -139,3 +139,13 @@ def test_from_pretrained_on_mesh(tmp_path):
   with sharding.use_mesh(mesh):
     got = jax.jit(lambda s, i: nnx.merge(graphdef, s)(i))(state, jnp.asarray(ids))
   np.testing.assert_allclose(np.asarray(got), hf_logits(hf_model, ids, mask), atol=1e-4)
+
+
+def test_cpu_programs_compile_at_llvm_o1():
+  """XLA:CPU gets O1 (`compiler_options`); the options are valid XLA flags."""
+  mesh = sharding.make_mesh()
+  opts = sharding.compiler_options(mesh)
+  assert opts == {"xla_backend_optimization_level": 1}
+  assert sharding.compiler_options() == opts
+  f = jax.jit(lambda x: jnp.sin(x) * 2, compiler_options=opts)
+  np.testing.assert_allclose(f(jnp.ones(3)), 2 * np.sin(1.0), rtol=1e-6)
