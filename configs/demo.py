@@ -4,9 +4,9 @@ The policy (~1.6M parameters, bundled, made by `python -m microcoder_jax.warm_st
 was fine-tuned on reference solutions of the synthetic train split only, 30% of
 them carrying each of two family-independent bad habits (see `warm_start.HABITS`);
 the held-out split uses unseen parameter settings of the same task families.
-A run takes about 2 minutes on 2 CPU cores; held-out pass@1 (113 problems x 4
+A run takes about 1.5 minutes on 2 CPU cores; held-out pass@1 (113 problems x 4
 samples, T = 0.6) is measured every 10 steps and rises from about 53% to about
-68% (seed 0: 52.7% -> 68.8%; mean of seeds 0-2 +15.3 points; see
+69% (seed 0: 52.7% -> 70.1%; mean of seeds 0-2 +15.7 points; see
 docs/cpu_demo.md for the spread):
   python -m microcoder_jax.train --config=configs/demo.py --workdir=runs/demo
 Shorter, other objectives or a random init:
@@ -28,11 +28,13 @@ def get_config(arg=None):
   c.seed = a.seed
   c.data.shuffle_seed = a.seed
   c.total_steps = a.steps
-  # 4 layers on 2 CPU cores: no remat, and an unrolled layer loop (XLA:CPU runs
-  # the update about 25% faster than a lax.scan over 4 layers; compile time is
-  # no concern at this depth). Paper-scale configs scan with full remat.
+  # 4 layers on 2 CPU cores: no remat; the layers run in a lax.scan, like the
+  # paper-scale configs. Unrolled, XLA:CPU runs a step ~5% faster but compiles
+  # every program (training step, held-out sampler) more slowly: a whole run
+  # took 113 s unrolled against 101 s scanned (benchmarks/README.md,
+  # "Compile time").
   c.model.update(init_from=a.init_from, tokenizer="" if a.init_from else "bundled",
-                 dtype="float32", param_dtype="float32", remat="none", scan_layers=False)
+                 dtype="float32", param_dtype="float32", remat="none", scan_layers=True)
   c.rl.update(group_size=8, max_response_length="64", temperature="1.0", max_gen_batches=3,
               repeat_window=16)  # m, scaled to L_max = 64
   if a.rho is not None:
