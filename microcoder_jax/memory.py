@@ -214,11 +214,13 @@ def lower_update(cfg: ModelConfig, mesh, *, rows: int, micro_rows: int, prompt: 
 
 
 def lower_recompute(cfg: ModelConfig, mesh, *, rows: int, micro_rows: int, prompt: int,
-                    response: int, logprob_chunk: int = 1024):
+                    response: int, logprob_chunk: int = 1024, first_row: int = 0,
+                    prompt_group: int = 0):
   """The trainer's jitted old-policy / reference log-prob recompute."""
   graphdef, _, param_sharding, abs_params = _abstract_params(cfg, mesh)
   fn = update_lib.jit_recompute(graphdef, mesh=mesh, param_sharding=param_sharding,
-                                rows=rows, micro_batch_size=micro_rows, chunk=logprob_chunk)
+                                rows=rows, micro_batch_size=micro_rows, chunk=logprob_chunk,
+                                first_row=first_row, group=prompt_group)
   with sharding.use_mesh(mesh):
     return fn.lower(abs_params, abstract_batch(mesh, rows, prompt, response))
 

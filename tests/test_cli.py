@@ -22,6 +22,7 @@ CLIS = (
     "microcoder_jax.evaluate",
     "microcoder_jax.select_temperature",
     "microcoder_jax.warm_start",
+    "benchmarks/compile_time.py",
     "benchmarks/decode_scaling.py",
     "benchmarks/evaluator_bench.py",
     "benchmarks/learning_curves.py",
