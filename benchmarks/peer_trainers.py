@@ -1,7 +1,8 @@
 """Our trainer against TRL's GRPOTrainer and tunix's GRPO learner, same work.
 
   python benchmarks/peer_trainers.py [--trainers ours,trl,tunix] [--steps 20] \
-      [--repeats 3] [--no-heldout] [--out-dir DIR] [--json summary.json]
+      [--repeats 3] [--cold-repeats 1] [--no-heldout] [--out-dir DIR] \
+      [--json summary.json]
 
 Every trainer does the CPU demo's work, defined once in
 benchmarks/peers/common.py: the bundled tiny Qwen3 policy, 8 synthetic train
@@ -22,11 +23,14 @@ repeat's final policy, scored by our sampler and judge for every trainer
 (`common.heldout_command`). The last line is
 `ratio_vs_fastest_peer=<ours median s/step / the fastest peer's>`.
 
-Each trainer gets a fresh persistent XLA compilation cache for this
-benchmark (OUT_DIR/xla_cache/<name>, as JAX_COMPILATION_CACHE_DIR): its first
-repeat compiles everything ("cold" warm-up), later repeats load what the
-first compiled ("cached" warm-up: the median over repeats 2..). JAX trainers
-(ours, tunix) use the cache; TRL compiles nothing, so both are the same work.
+Each of a trainer's first `--cold-repeats` repeats starts from an empty
+persistent XLA compilation cache (OUT_DIR/xla_cache/<name>/<repeat>, as
+JAX_COMPILATION_CACHE_DIR) and compiles everything ("cold" warm-up: the
+median over those repeats); later repeats load what the last of them
+compiled ("cached" warm-up: the median over the rest). JAX trainers (ours,
+tunix) use the cache; TRL compiles nothing, so both are the same work. On
+XLA:CPU a cold warm-up varies by up to ~30% from run to run, so more than one
+cold repeat gives a steadier figure.
 
 TRL and tunix are optional (`pip install -e .[bench]`); a trainer whose
 package or runner is missing is skipped with what to install.
@@ -76,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
                  help="RL steps per run (steady state: steps 3..N)")
   p.add_argument("--repeats", type=int, default=3,
                  help="runs of each trainer, interleaved in rotated order")
+  p.add_argument("--cold-repeats", type=int, default=1,
+                 help="how many of the first repeats start from an empty compilation cache")
   p.add_argument("--heldout", action=argparse.BooleanOptionalAction, default=True,
                  help="score the first repeat's final policies (and the initial one) "
                       "on the held-out split")
@@ -152,8 +158,9 @@ def _warmup(result: dict) -> float:
   return sum(st["total_s"] for st in result["steps"] if st["step"] <= 2)
 
 
-def summarize(name: str, results: list[dict]) -> dict:
-  """Steady-state (steps >= 3) and warm-up statistics over a trainer's runs."""
+def summarize(name: str, results: list[dict], cold_repeats: int = 1) -> dict:
+  """Steady-state (steps >= 3) and warm-up statistics over a trainer's runs;
+  the first `cold_repeats` started from an empty compilation cache."""
   ok = [r for r in results if "error" not in r]
   s = {"trainer": name, "runs": len(ok), "failed": len(results) - len(ok)}
   if not ok:
@@ -165,10 +172,12 @@ def summarize(name: str, results: list[dict]) -> dict:
            step_min=min(totals) if totals else None, step_median=_median(totals),
            repeat_medians=[_median([st["total_s"] for st in r["steps"] if st["step"] >= 3])
                            for r in ok],
-           warmup_cold_s=_warmup(results[0]) if "error" not in results[0] else None,
-           warmup_cached_s=_median([_warmup(r) for r in results[1:] if "error" not in r]),
+           warmup_cold_runs_s=[_warmup(r) for r in results[:cold_repeats] if "error" not in r],
+           warmup_cached_s=_median([_warmup(r) for r in results[cold_repeats:]
+                                    if "error" not in r]),
            peak_rss_gib=max(r["peak_rss_gib"] for r in ok),
            process_s=_median([r["process_wall_s"] for r in ok]))
+  s["warmup_cold_s"] = _median(s["warmup_cold_runs_s"])
   for k in PHASES:
     s[k] = _median([st.get(k) for st in steady])
   s["other_s"] = _median([st["total_s"] - sum(st.get(k) or 0.0 for k in PHASES)
@@ -207,6 +216,9 @@ def main(argv=None):
     raise SystemExit(f"error: unknown trainer(s) {unknown}; known: {', '.join(KNOWN)}")
   if args.steps < 3:
     raise SystemExit("error: --steps must be >= 3 (steady state is steps 3..N)")
+  if not 1 <= args.cold_repeats <= args.repeats:
+    raise SystemExit(f"error: --cold-repeats must be in 1..--repeats ({args.repeats}), "
+                     f"got {args.cold_repeats}")
   out_dir = os.path.abspath(args.out_dir or tempfile.mkdtemp(prefix="peer_trainers_"))
   os.makedirs(out_dir, exist_ok=True)
 
@@ -229,8 +241,8 @@ def main(argv=None):
     os.makedirs(rep_dir, exist_ok=True)
     for n in order:
       print(f"repeat {rep + 1}/{args.repeats}: {n} ...", flush=True)
-      r = run_trainer(n, args.steps, args.seed, rep_dir, args.timeout,
-                      os.path.join(out_dir, "xla_cache", n))
+      cache = os.path.join(out_dir, "xla_cache", n, str(min(rep, args.cold_repeats - 1)))
+      r = run_trainer(n, args.steps, args.seed, rep_dir, args.timeout, cache)
       results[n].append(r)
       if "error" in r:
         print(f"  {n} failed: {r['error']}", flush=True)
@@ -239,7 +251,7 @@ def main(argv=None):
         print(f"  {n}: {len(r['steps'])} steps, median {_fmt(med)} s/step (steps 3..), "
               f"process {r['process_wall_s']:.0f}s", flush=True)
 
-  summaries = [summarize(n, results[n]) for n in active]
+  summaries = [summarize(n, results[n], args.cold_repeats) for n in active]
   initial = None
   if args.heldout:
     print("held-out pass@1 of the initial policy and each first-repeat export ...", flush=True)
@@ -254,6 +266,10 @@ def main(argv=None):
   print(f"{args.steps} steps x {args.repeats} repeats; seconds per RL step "
         f"(steady state: steps 3..{args.steps}; phases are medians)")
   print(table(summaries))
+  if args.cold_repeats > 1:
+    print("warm-up of each cold repeat (s): " + "; ".join(
+        f"{x['trainer']} " + " / ".join(_fmt(v, ".1f") for v in x["warmup_cold_runs_s"])
+        for x in summaries if x.get("runs")))
   if initial is not None:
     print(f"held-out pass@1 of the initial policy: {initial:.1f}% "
           f"({common.HELDOUT_SAMPLES} samples/problem, T = {common.HELDOUT_TEMPERATURE})")
@@ -274,7 +290,8 @@ def main(argv=None):
            if ours and ours.get("step_median") and fastest else float("nan"))
   if args.json:
     with open(args.json, "w", encoding="utf-8") as f:
-      json.dump({"steps": args.steps, "repeats": args.repeats, "seed": args.seed,
+      json.dump({"steps": args.steps, "repeats": args.repeats,
+                 "cold_repeats": args.cold_repeats, "seed": args.seed,
                  "summaries": summaries, "skipped": skipped, "initial_heldout_pass1": initial,
                  "fastest_peer": fastest["trainer"] if fastest else None,
                  "ratio_vs_fastest_peer": ratio, "runs": results}, f, indent=1)
