@@ -108,7 +108,7 @@ def make_mesh(axes: Mapping[str, int] | None = None,
 
 
 # XLA:CPU spends most of a program's compile time in LLVM. Its O1 pipeline
-# compiles the trainer's programs (update, recompute, sampler) 10-25% faster
+# compiles the trainer's programs (update, recompute, sampler) 13-20% faster
 # and runs them as fast on the CPU demo (benchmarks/README.md, "Compile
 # time"); other platforms keep XLA's defaults.
 CPU_COMPILER_OPTIONS = {"xla_backend_optimization_level": 1}

@@ -163,6 +163,14 @@ def recompute_logprobs(graphdef, params, batch: TrainBatch, *, micro_batch_size:
   return jnp.concatenate([out, merge_micro_batches(logp, group)[:n]])
 
 
+@jax.jit
+def logp_diff_max(logp_NxT, other_NxT, loss_mask_NxT):
+  """max |logp − other| over loss tokens (0 if none): how far two log-prob
+  computations of the same rows disagree (`rollout/logp_diff_max`)."""
+  return jnp.max(jnp.where(loss_mask_NxT > 0, jnp.abs(logp_NxT - other_NxT), 0.0),
+                 initial=0.0)
+
+
 def _micro_loss(params, graphdef, micro: TrainBatch, denominator, cfg: UpdateConfig,
                 old_is_current):
   model = nnx.merge(graphdef, params)
@@ -174,9 +182,8 @@ def _micro_loss(params, graphdef, micro: TrainBatch, denominator, cfg: UpdateCon
   # On-policy (parameters = θ_old): log π_θold is this forward's own value,
   # and the batch's log-probs are the sampler's, compared for the metric.
   current = jax.lax.stop_gradient(logp)
-  live = micro.loss_mask_NxT > 0
-  sampler_diff = jnp.where(old_is_current, jnp.max(
-      jnp.where(live, jnp.abs(current - micro.old_logp_NxT), 0.0), initial=0.0), 0.0)
+  sampler_diff = jnp.where(old_is_current,
+                           logp_diff_max(current, micro.old_logp_NxT, micro.loss_mask_NxT), 0.0)
   old_logp = jnp.where(old_is_current, current, micro.old_logp_NxT)
   entropy = None
   if cfg.compute_entropy:
@@ -309,14 +316,6 @@ def apply_mini_batches(state: TrainState, batch: TrainBatch, update, *,
                       np.bool_(first_is_current and i == 0))
     metrics.append(m)
   return state, metrics, skipped
-
-
-@jax.jit
-def logp_diff_max(logp_NxT, other_NxT, loss_mask_NxT):
-  """max |logp − other| over loss tokens (0 if none): how far two log-prob
-  computations of the same rows disagree (`rollout/logp_diff_max`)."""
-  return jnp.max(jnp.where(loss_mask_NxT > 0, jnp.abs(logp_NxT - other_NxT), 0.0),
-                 initial=0.0)
 
 
 def mini_batch(batch: TrainBatch, lo: int, rows: int) -> TrainBatch:

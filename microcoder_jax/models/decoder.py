@@ -73,6 +73,13 @@ def stacked_blocks(cfg: ModelConfig, rngs: nnx.Rngs) -> Block:
   return blocks
 
 
+def _positions(mask_BxT, before_B=0):
+  """Position of each token: the real tokens before it (left padding aware),
+  after `before_B` real tokens that precede the row."""
+  count_BxT = jnp.cumsum(mask_BxT, axis=-1, dtype=jnp.int32)
+  return jnp.maximum(jnp.asarray(before_B, jnp.int32)[..., None] + count_BxT - 1, 0)
+
+
 def _remat(fn, policy: str):
   if policy == "none":
     return fn
@@ -152,9 +159,8 @@ class Decoder(nnx.Module):
       raise ValueError(f"{n} rows do not continue {u} prompts in equal groups")
     group = n // u
     mask_p, mask_r = prompt_mask_UxP.astype(bool), mask_NxT.astype(bool)
-    pos_p = jnp.maximum(jnp.cumsum(mask_p, axis=-1, dtype=jnp.int32) - 1, 0)
-    before_N = jnp.repeat(mask_p.sum(-1, dtype=jnp.int32), group)
-    pos_r = jnp.maximum(before_N[:, None] + jnp.cumsum(mask_r, axis=-1, dtype=jnp.int32) - 1, 0)
+    pos_p = _positions(mask_p)
+    pos_r = _positions(mask_r, jnp.repeat(mask_p.sum(-1, dtype=jnp.int32), group))
     # Row u of the packed [U, S = P + G·T] layout: prompt u, then the tokens
     # of responses uG, ..., uG + G − 1. Every token-wise op (norms,
     # projections, RoPE, MLP) then runs on one array; only attention splits.
@@ -174,8 +180,7 @@ class Decoder(nnx.Module):
     mask_BxT = (jnp.ones((b, t), bool) if attention_mask_BxT is None
                 else attention_mask_BxT.astype(bool))
     if positions_BxT is None:
-      positions_BxT = jnp.maximum(
-          jnp.cumsum(mask_BxT, axis=-1, dtype=jnp.int32) - 1, 0)
+      positions_BxT = _positions(mask_BxT)
       if cache is not None:
         positions_BxT = positions_BxT + cache.tokens_B[:, None]
     if cache is not None:
